@@ -1,0 +1,62 @@
+"""The edge agent process: builds the components from the config and supervises them."""
+
+from __future__ import annotations
+
+import logging
+
+from . import __version__
+from .config import EdgeConfig
+from .demo import DemoGenerator
+from .lifecycle import Lifecycle
+from .store import Store
+from .sync import FpsMeters, SyncEngine
+
+logger = logging.getLogger(__name__)
+
+
+class AgentError(Exception):
+    """The agent cannot go on (for example: the broker refused its login)."""
+
+
+class _StoreComponent:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.store.close()
+
+    def alive(self) -> bool:
+        return True
+
+
+class Agent:
+    def __init__(self, cfg: EdgeConfig):
+        self.cfg = cfg
+        self.meters = FpsMeters()
+        self.store = Store(cfg.resolve(cfg.store.path), cfg.device.id)
+        self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}")
+        self.store.set_listener(self.sync.notify)
+        components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
+        self.generator: DemoGenerator | None = None
+        if cfg.demo.enabled:
+            self.generator = DemoGenerator(cfg.demo, self.store, self.meters)
+            components.append(("demo", self.generator))
+        self.lifecycle = Lifecycle(components)
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT; raise ``AgentError`` on a fatal condition."""
+        self.lifecycle.install_signal_handlers()
+        self.lifecycle.start()
+        logger.info("device=%s edge agent running (store %s)", self.cfg.device.id, self.store.path)
+        try:
+            while not self.lifecycle.stopping.wait(1.0):
+                if self.sync.fatal:
+                    raise AgentError(self.sync.fatal)
+                dead = self.lifecycle.dead()
+                if dead:
+                    raise AgentError(f"component(s) stopped unexpectedly: {', '.join(dead)}")
+        finally:
+            self.lifecycle.stop()

@@ -1,0 +1,157 @@
+"""The edge's durable store: events and the outbox in one SQLite file (WAL).
+
+One connection, guarded by a lock, is the single writer. Every write is one transaction
+with ``synchronous=FULL``: when ``add`` returns, the event and its outbox row are fsynced
+to the WAL, so an alarm is on disk before anything else happens to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from protocols.ids import EventIdGenerator
+from protocols.messages import EVENT_TYPES, Event, Priority, encode_event
+
+logger = logging.getLogger(__name__)
+
+migrations = Migrations("xueliang-edge")
+
+
+@migrations()
+def m001_events_and_outbox(db: Database) -> None:
+    db["events"].create({
+        "id": str, "seq": int, "type": str, "priority": int, "ts": float, "data": str,
+        "created_at": float, "synced_at": float,
+    }, pk="id", not_null={"seq", "type", "priority", "ts", "data", "created_at"})
+    db["events"].create_index(["seq"], unique=True)
+    db["events"].create_index(["type", "ts"])
+    db["outbox"].create({"seq": int, "event_id": str, "priority": int, "payload": bytes},
+                        pk="seq", not_null={"event_id", "priority", "payload"})
+    db["outbox"].create_index(["priority", "seq"])
+    db["outbox"].create_index(["event_id"], unique=True)
+
+
+class StoreError(Exception):
+    """The store cannot take a write (disk full, file damaged)."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    data: dict[str, Any]
+    priority: int | None = None
+    ts: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    event_id: str
+    payload: bytes
+
+
+class Store:
+    def __init__(self, path: str | Path, device_id: str, *, on_added: Callable[[], None] | None = None):
+        self.path = Path(path)
+        self.device_id = device_id
+        self._on_added = on_added
+        self._lock = threading.Lock()
+        self._ids = EventIdGenerator()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self.db = Database(self._conn)
+        migrations.apply(self.db)
+        row = self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        self._next_seq = row[0] + 1
+
+    def set_listener(self, on_added: Callable[[], None] | None) -> None:
+        self._on_added = on_added
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def add(self, type: str, data: dict[str, Any] | None = None, *, priority: int | None = None,
+            ts: float | None = None) -> Event:
+        return self.add_many([NewEvent(type, data or {}, priority, ts)])[0]
+
+    def add_many(self, items: Iterable[NewEvent]) -> list[Event]:
+        """Store events and queue them for the hub in one fsynced transaction."""
+        now = time.time()
+        with self._lock:
+            events = []
+            for item in items:
+                prio = item.priority if item.priority is not None else EVENT_TYPES.get(item.type, Priority.NORMAL)
+                events.append(Event(id=self._ids.new(), device_id=self.device_id, type=item.type,
+                                    ts=item.ts if item.ts is not None else now, seq=self._next_seq + len(events),
+                                    priority=int(prio), data=item.data))
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "INSERT INTO events (id, seq, type, priority, ts, data, created_at) VALUES (?,?,?,?,?,?,?)",
+                        [(e.id, e.seq, e.type, e.priority, e.ts, json.dumps(e.data, ensure_ascii=False), now)
+                         for e in events])
+                    self._conn.executemany(
+                        "INSERT INTO outbox (seq, event_id, priority, payload) VALUES (?,?,?,?)",
+                        [(e.seq, e.id, e.priority, encode_event(e)) for e in events])
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot store {len(events)} event(s) in {self.path}: {exc}") from exc
+            self._next_seq += len(events)
+        if self._on_added is not None and events:
+            self._on_added()
+        return events
+
+    def mark_synced(self, event_ids: list[str]) -> int:
+        """The hub has stored these events: drop them from the outbox. Returns rows removed."""
+        if not event_ids:
+            return 0
+        now = time.time()
+        with self._lock, self._conn:
+            removed = 0
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                removed += self._conn.execute(f"DELETE FROM outbox WHERE event_id IN ({marks})", chunk).rowcount
+                self._conn.execute(f"UPDATE events SET synced_at = ? WHERE id IN ({marks}) AND synced_at IS NULL",
+                                   [now, *chunk])
+        return removed
+
+    # --- reads --------------------------------------------------------------------------
+
+    def fetch_lane(self, priority: int, after_seq: int, limit: int) -> list[OutboxRow]:
+        """Outbox rows of one priority lane after ``after_seq``, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, event_id, payload FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (priority, after_seq, limit)).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def outbox_depth(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def event_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT id FROM events ORDER BY seq")]
+
+    def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT id, seq, type, priority, ts, data, synced_at FROM events ORDER BY seq DESC LIMIT ?", (limit,))
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]

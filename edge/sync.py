@@ -1,0 +1,274 @@
+"""Edge to hub sync over MQTT (paho-mqtt, QoS 1).
+
+Threads: paho's network loop owns the socket and only hands messages over (acks and the
+hub's status go into a queue); the sync worker owns the outbox cursor. The worker drains
+the outbox lane by lane (alarm first, then by sequence) with a bounded in-flight window;
+urgent events may go beyond the window, so an alarm never waits behind a backlog. An event
+leaves the outbox only when the hub acks it; whatever was in flight is sent again after a
+reconnect, when the hub comes back online, or when no ack came within ``ack_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocols import ProtocolError, topics
+from protocols.messages import (Heartbeat, Priority, Status, decode_ack, decode_hub_status, encode_heartbeat,
+                                encode_status)
+
+from .config import EdgeConfig
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+#: CONNACK answers that retrying cannot fix
+FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Client identifier not valid",
+                         "Banned", "Bad authentication method"}
+URGENT_BURST = 64  # urgent rows sent per pass even when the window is full
+
+
+class FpsMeters:
+    """Frame counters per camera, read by the heartbeat. Capture threads call ``tick``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._last: tuple[float, dict[str, int]] = (time.monotonic(), {})
+
+    def add_camera(self, name: str) -> None:
+        with self._lock:
+            self._counts.setdefault(name, 0)
+
+    def tick(self, name: str, frames: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + frames
+
+    def rates(self) -> dict[str, float]:
+        now = time.monotonic()
+        with self._lock:
+            then, before = self._last
+            counts = dict(self._counts)
+            self._last = (now, counts)
+        span = max(now - then, 1e-6)
+        return {name: (n - before.get(name, 0)) / span for name, n in counts.items()}
+
+
+class SyncEngine:
+    def __init__(self, cfg: EdgeConfig, store: Store, meters: FpsMeters | None = None, *,
+                 software: str = "", on_fatal: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.store = store
+        self.meters = meters or FpsMeters()
+        self.device_id = cfg.device.id
+        self.on_fatal = on_fatal
+        self.fatal: str | None = None
+        self.counters = {"published": 0, "acked": 0, "bad_acks": 0, "resends": 0, "connects": 0}
+        self.hub_online: bool | None = None
+        self.last_hub_contact: float | None = None
+        self._started = time.monotonic()
+        self._software = software
+        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._inflight: dict[str, float] = {}
+        self._cursor = {p: 0 for p in Priority}
+        self._worker = threading.Thread(target=self._run, name=f"sync-{self.device_id}", daemon=True)
+        self._client = self._make_client()
+
+    # --- paho wiring (runs in paho's network thread) -----------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        b = self.cfg.broker
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"xl-edge-{self.device_id}",
+                             clean_session=True, protocol=mqtt.MQTTv311)
+        client.username_pw_set(self.cfg.mqtt_username(), self.cfg.mqtt_password())
+        if b.tls:
+            client.tls_set(ca_certs=str(self.cfg.resolve(b.ca_file)) if b.ca_file else None,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.will_set(topics.status(self.device_id),
+                        encode_status(Status(state="offline", ts=time.time())), qos=1, retain=True)
+        client.reconnect_delay_set(b.reconnect_min_s, b.reconnect_max_s)
+        client.max_inflight_messages_set(self.cfg.sync.inflight_window + URGENT_BURST * 4)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            reason = str(reason_code)
+            if reason in FATAL_CONNECT_REASONS:
+                self._fail(f"the broker at {self.cfg.broker.url} refused the login of "
+                           f"{self.cfg.mqtt_username()!r}: {reason}; check broker.username and the password")
+                client.disconnect()
+            else:
+                logger.warning("device=%s broker refused the connection: %s; retrying", self.device_id, reason)
+            return
+        self.counters["connects"] += 1
+        logger.info("device=%s connected to %s", self.device_id, self.cfg.broker.url)
+        client.subscribe([(topics.ack(self.device_id), 1), (topics.hub_status(), 1)])
+        d = self.cfg.device
+        birth = Status(state="online", ts=time.time(), kind=d.kind, model=d.model, software=self._software,
+                       grid_code=d.grid_code, location=d.location.model_dump())
+        client.publish(topics.status(self.device_id), encode_status(birth), qos=1, retain=True)
+        self._connected.set()
+        self._inbox.put(("resend", "connected"))
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        if not self._stop.is_set() and self.fatal is None:
+            logger.warning("device=%s lost the broker (%s); reconnecting with backoff", self.device_id, reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic == topics.hub_status():
+                self._inbox.put(("hub", decode_hub_status(msg.payload)))
+            else:
+                self._inbox.put(("ack", decode_ack(msg.payload)))
+        except ProtocolError as exc:
+            self.counters["bad_acks"] += 1
+            logger.warning("device=%s dropped a bad message on %s: %s", self.device_id, msg.topic, exc.reason)
+            return
+        self._wake.set()
+
+    def _fail(self, reason: str) -> None:
+        self.fatal = reason
+        logger.error("device=%s %s", self.device_id, reason)
+        self._stop.set()
+        self._wake.set()
+        if self.on_fatal:
+            self.on_fatal(reason)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        b = self.cfg.broker
+        self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
+        self._client.loop_start()
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
+        if self._connected.is_set():
+            info = self._client.publish(topics.status(self.device_id),
+                                        encode_status(Status(state="offline", ts=time.time())), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def alive(self) -> bool:
+        return self.fatal is None and self._worker.is_alive()
+
+    def notify(self) -> None:
+        """New rows are in the outbox."""
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    # --- worker -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_heartbeat = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.5)
+            self._wake.clear()
+            try:
+                self._take_inbox()
+                self._check_timeouts()
+                if self._connected.is_set():
+                    self._fill_window()
+                    if time.monotonic() >= next_heartbeat:
+                        next_heartbeat = time.monotonic() + self.cfg.sync.heartbeat_interval_s
+                        self._heartbeat()
+            except Exception:  # a bug in one pass must not end syncing for good
+                logger.exception("device=%s sync pass failed; retrying", self.device_id)
+                time.sleep(1)
+
+    def _take_inbox(self) -> None:
+        acked: list[str] = []
+        resend = False
+        while True:
+            try:
+                kind, value = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "ack":
+                acked.extend(value)  # type: ignore[arg-type]
+                self.last_hub_contact = time.time()
+            elif kind == "hub":
+                came_back = value == "online" and self.hub_online is not True
+                self.hub_online = value == "online"
+                resend = resend or came_back
+                if came_back:
+                    logger.info("device=%s hub is online", self.device_id)
+            elif kind == "resend":
+                resend = True
+        if acked:
+            removed = self.store.mark_synced(acked)
+            self.counters["acked"] += removed
+            for event_id in acked:
+                self._inflight.pop(event_id, None)
+        if resend:
+            self._rewind()
+
+    def _rewind(self) -> None:
+        """Send everything unacked again, from the front of each lane."""
+        if self._inflight:
+            self.counters["resends"] += len(self._inflight)
+        self._inflight.clear()
+        self._cursor = {p: 0 for p in Priority}
+
+    def _check_timeouts(self) -> None:
+        if not self._inflight:
+            return
+        oldest = min(self._inflight.values())
+        if time.monotonic() - oldest > self.cfg.sync.ack_timeout_s:
+            logger.warning("device=%s %d event(s) not acked within %.0f s; sending again", self.device_id,
+                           len(self._inflight), self.cfg.sync.ack_timeout_s)
+            self._rewind()
+
+    def _fill_window(self) -> None:
+        room = self.cfg.sync.inflight_window - len(self._inflight)
+        event_topic = topics.event(self.device_id)
+        now = time.monotonic()
+        for lane in sorted(Priority, reverse=True):
+            limit = max(room, URGENT_BURST) if lane == Priority.URGENT else room
+            if limit <= 0:
+                continue
+            rows = self.store.fetch_lane(lane, self._cursor[lane], limit)
+            for row in rows:
+                info = self._client.publish(event_topic, row.payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # connection dropped: the next connect rewinds
+                self._inflight[row.event_id] = now
+                self._cursor[lane] = row.seq
+            self.counters["published"] += len(rows)
+            room -= len(rows)
+            if len(rows) == limit:
+                self._wake.set()  # more is waiting in this lane
+
+    def _heartbeat(self) -> None:
+        usage = shutil.disk_usage(self.store.path.parent)
+        hb = Heartbeat(ts=time.time(), uptime_s=time.monotonic() - self._started, disk_free_bytes=usage.free,
+                       outbox_depth=self.store.outbox_depth(), cameras=self.meters.rates())
+        self._client.publish(topics.heartbeat(self.device_id), encode_heartbeat(hb), qos=0)

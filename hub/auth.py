@@ -1,0 +1,87 @@
+"""Users, passwords, API tokens and device MQTT secrets. Plain functions over the database."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .db import api_tokens, devices, users
+
+ROLES = ("admin", "operator", "viewer")
+MIN_PASSWORD_LENGTH = 10
+
+
+class AuthError(Exception):
+    """A user, token or credential request cannot be honoured."""
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def add_user(engine: sa.Engine, username: str, password: str, role: str) -> int:
+    if role not in ROLES:
+        raise AuthError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    with engine.begin() as conn:
+        if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+            raise AuthError(f"user {username!r} exists already")
+        result = conn.execute(users.insert().values(
+            username=username, password_hash=generate_password_hash(password), role=role, created_at=time.time()))
+        return int(result.inserted_primary_key[0])
+
+
+def check_login(engine: sa.Engine, username: str, password: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
+    if row is None or not check_password_hash(row["password_hash"], password):
+        return None
+    return {"id": row["id"], "username": row["username"], "role": row["role"]}
+
+
+def create_token(engine: sa.Engine, username: str, name: str) -> str:
+    """Make an API token for ``username``; only its hash is stored, so it is shown once."""
+    token = "xlt_" + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        user_id = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+        if user_id is None:
+            raise AuthError(f"no user {username!r}; create it with `xl-hub user add`")
+        conn.execute(api_tokens.insert().values(user_id=user_id, name=name, token_hash=_sha256(token),
+                                                created_at=time.time()))
+    return token
+
+
+def check_token(engine: sa.Engine, token: str) -> dict | None:
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(api_tokens.c.id, users.c.id.label("user_id"), users.c.username, users.c.role)
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.token_hash == _sha256(token))).mappings().first()
+        if row is None:
+            return None
+        conn.execute(api_tokens.update().where(api_tokens.c.id == row["id"]).values(last_used_at=time.time()))
+    return {"id": row["user_id"], "username": row["username"], "role": row["role"]}
+
+
+def new_device_secret(engine: sa.Engine, device_id: str) -> str:
+    """Give a registered device a new random MQTT password; returns it (stored hashed)."""
+    secret = secrets.token_urlsafe(24)
+    with engine.begin() as conn:
+        n = conn.execute(devices.update().where(devices.c.id == device_id)
+                         .values(mqtt_secret_hash=_sha256(secret))).rowcount
+    if n != 1:
+        raise AuthError(f"no device {device_id}; register it with `xl-hub device add`")
+    return secret
+
+
+def check_device_secret(engine: sa.Engine, device_id: str, secret: str) -> bool:
+    """Device secrets are 192-bit random strings, so a plain SHA-256 is enough to store them."""
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(devices.c.mqtt_secret_hash).where(devices.c.id == device_id)).scalar()
+    return stored is not None and hmac.compare_digest(stored, _sha256(secret))

@@ -1,0 +1,122 @@
+"""Hub configuration: pydantic models checked with file:line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from protocols import configdoc
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class DatabaseSection(BaseModel):
+    model_config = _STRICT
+    url: str = Field("sqlite:///xueliang-hub.db",
+                     description="SQLAlchemy URL: sqlite:///FILE (relative to this config file) or "
+                                 "postgresql+psycopg://user@host/db")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not (value.startswith("sqlite:///") or value.startswith("postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+
+class EmbeddedBrokerSection(BaseModel):
+    model_config = _STRICT
+    host: str = Field("127.0.0.1", description="Address the embedded broker listens on (loopback by default)")
+    port: int = Field(1883, description="TCP port of the embedded broker", ge=1, le=65535)
+
+
+class BrokerSection(BaseModel):
+    model_config = _STRICT
+    url: str = Field(description="External MQTT broker (Mosquitto in production): mqtt://host:port or mqtts://")
+    username: str = Field(description="The hub's MQTT user", min_length=1, max_length=64)
+    password_file: str = Field(description="File holding the hub's MQTT password, relative to this config file")
+    ca_file: str | None = Field(None, description="CA certificate for mqtts:// (system CAs if unset)")
+    client_id: str = Field("xl-hub-ingest", description="MQTT client id; unique per ingest worker",
+                           min_length=1, max_length=64)
+    share_group: str | None = Field(None, description="Shared-subscription group ($share/GROUP/...) so that "
+                                                      "several ingest workers split the load", max_length=32)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class WebSection(BaseModel):
+    model_config = _STRICT
+    host: str = Field("127.0.0.1", description="Address of the web UI and API")
+    port: int = Field(8080, description="TCP port of the web UI and API", ge=1, le=65535)
+    secret_key_file: str = Field("secret_key", description="File with the session signing key, relative to this "
+                                                          "config file; made (random, mode 0600) if missing")
+    threads: int = Field(8, description="Web worker threads", ge=1, le=64)
+
+
+class IngestSection(BaseModel):
+    model_config = _STRICT
+    batch_max: int = Field(500, description="Most events stored in one transaction", ge=1, le=5000)
+    offline_after_s: float = Field(90.0, description="A device not heard from for this long is offline "
+                                                     "(3 heartbeats)", ge=5, le=86400)
+
+
+class HubConfig(BaseModel):
+    model_config = _STRICT
+    database: DatabaseSection = Field(default_factory=DatabaseSection, description="Hub database")
+    broker: BrokerSection | None = Field(None, description="External broker; if absent the hub starts an "
+                                                           "embedded one")
+    embedded_broker: EmbeddedBrokerSection = Field(default_factory=EmbeddedBrokerSection,
+                                                   description="Embedded broker, used when broker is absent")
+    web: WebSection = Field(default_factory=WebSection, description="Web UI and REST API")
+    ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+
+    _base_dir: Path = PrivateAttr(default=Path("."))
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self._base_dir / p
+
+    def database_url(self) -> str:
+        url = self.database.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return "sqlite:///" + str(self.resolve(url[len("sqlite:///"):]))
+        return url
+
+
+def parse_config(text: str, filename: str) -> HubConfig:
+    cfg = configdoc.load(text, filename, HubConfig)
+    cfg._base_dir = Path(filename).resolve().parent
+    return cfg
+
+
+def load_config(path: str | Path) -> HubConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise configdoc.ConfigError([configdoc.ConfigIssue(str(path), 0, "", None,
+                                                           f"cannot read: {exc.strerror}")]) from None
+    return parse_config(text, str(path))

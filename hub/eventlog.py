@@ -1,0 +1,49 @@
+"""Events on the hub: idempotent storage by event id, and filtered, paginated queries."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from protocols.messages import Event
+
+from .db import events, insert_ignore
+
+
+def store_events(conn: sa.Connection, batch: list[Event]) -> int:
+    """Insert events not stored yet (by id); returns how many were new. Runs in the caller's
+    transaction: the caller acks only after it commits."""
+    if not batch:
+        return 0
+    now = time.time()
+    rows = [{"id": e.id, "device_id": e.device_id, "type": e.type, "priority": e.priority, "ts": e.ts,
+             "seq": e.seq, "data": e.data, "stored_at": now} for e in batch]
+    stmt = insert_ignore(events, conn.dialect.name).returning(events.c.id)
+    return len(conn.execute(stmt, rows).fetchall())
+
+
+def query_events(engine: sa.Engine, *, device: str | None = None, type: str | None = None,
+                 since: float | None = None, before_id: str | None = None, limit: int = 100
+                 ) -> list[dict[str, Any]]:
+    """Newest first; ``before_id`` is the keyset cursor of the next page (ids are time-ordered)."""
+    query = sa.select(events).order_by(events.c.id.desc()).limit(limit)
+    if device:
+        query = query.where(events.c.device_id == device)
+    if type:
+        query = query.where(events.c.type == type)
+    if since is not None:
+        query = query.where(events.c.ts >= since)
+    if before_id:
+        query = query.where(events.c.id < before_id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def count_events(engine: sa.Engine, device: str | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(events)
+    if device:
+        query = query.where(events.c.device_id == device)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)

@@ -1,0 +1,191 @@
+"""MQTT ingest: device events, status and heartbeats into the hub database.
+
+paho's network thread only queues messages. The ingest worker takes them in batches,
+stores each event id once in one transaction, commits, and only then acks the ids to
+their devices (duplicates are acked too, so the device stops resending). A malformed
+payload is counted and logged and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocols import ProtocolError, topics
+from protocols.messages import (Event, decode_event, decode_heartbeat, decode_status, encode_ack,
+                                encode_hub_status)
+
+from . import eventlog, registry
+
+logger = logging.getLogger(__name__)
+
+FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Client identifier not valid", "Banned"}
+
+
+class IngestError(Exception):
+    """Ingest cannot go on (for example: the broker refused the hub's login)."""
+
+
+class Ingest:
+    def __init__(self, engine: sa.Engine, *, host: str, port: int, username: str, password: str,
+                 client_id: str = "xl-hub-ingest", share_group: str | None = None, tls: bool = False,
+                 ca_file: str | None = None, batch_max: int = 500):
+        self.engine = engine
+        self.batch_max = batch_max
+        self.share_group = share_group
+        self.fatal: str | None = None
+        self.counters: dict[str, int] = defaultdict(int)
+        self._host, self._port = host, port
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="ingest", daemon=True)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                             protocol=mqtt.MQTTv311)
+        client.username_pw_set(username, password)
+        if tls:
+            client.tls_set(ca_certs=ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.will_set(topics.hub_status(), encode_hub_status("offline", time.time()), qos=1, retain=True)
+        client.reconnect_delay_set(0.5, 10)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        registry.mark_ingest_started(self.engine)
+        self._client.connect_async(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=10)
+        if self._connected.is_set():
+            info = self._client.publish(topics.hub_status(), encode_hub_status("offline", time.time()),
+                                        qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def alive(self) -> bool:
+        return self.fatal is None and self._worker.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    # --- paho callbacks (network thread) ------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            if str(reason_code) in FATAL_CONNECT_REASONS:
+                self.fatal = f"the broker at {self._host}:{self._port} refused the hub's login: {reason_code}"
+                logger.error("%s", self.fatal)
+                client.disconnect()
+            else:
+                logger.warning("broker refused the connection: %s; retrying", reason_code)
+            return
+        client.subscribe([(topics.all_devices(ch, self.share_group), 1)
+                          for ch in ("event", "status", "heartbeat")])
+        client.publish(topics.hub_status(), encode_hub_status("online", time.time()), qos=1, retain=True)
+        self._connected.set()
+        logger.info("ingest connected to %s:%s", self._host, self._port)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        if not self._stop.is_set() and self.fatal is None:
+            logger.warning("ingest lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(msg)
+
+    # --- worker -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            while True:
+                try:
+                    self._handle(batch)
+                    break
+                except sa.exc.OperationalError as exc:  # database away: keep the batch, retry, ack nothing
+                    self.counters["db_errors"] += 1
+                    logger.error("cannot store a batch of %d messages, retrying: %s", len(batch), exc)
+                    if self._stop.wait(1.0):
+                        return
+
+    def _bad(self, msg: mqtt.MQTTMessage, reason: str) -> None:
+        self.counters["malformed"] += 1
+        logger.warning("malformed message on %s (%s): %r", msg.topic[:120], reason, msg.payload[:80])
+
+    def _handle(self, batch: list[mqtt.MQTTMessage]) -> None:
+        events: dict[str, Event] = {}
+        statuses: list[tuple[str, Any, bool]] = []
+        heartbeats: list[tuple[str, dict]] = []
+        for msg in batch:
+            try:
+                device_id, channel = topics.parse_device_topic(msg.topic)
+                if channel == "event":
+                    ev = decode_event(msg.payload, topic_device=device_id)
+                    events[ev.id] = ev
+                elif channel == "status":
+                    statuses.append((device_id, decode_status(msg.payload), bool(msg.retain)))
+                elif channel == "heartbeat":
+                    heartbeats.append((device_id, asdict(decode_heartbeat(msg.payload))))
+                else:
+                    raise ProtocolError(f"devices do not publish on {channel!r}")
+            except ProtocolError as exc:
+                self._bad(msg, exc.reason)
+        device_ids = {e.device_id for e in events.values()} | {d for d, *_ in statuses} | {d for d, _ in heartbeats}
+        if not device_ids:
+            return
+        now = time.time()
+        with self.engine.begin() as conn:
+            registry.ensure_devices(conn, device_ids)
+            new = eventlog.store_events(conn, list(events.values()))
+            last_seen: dict[str, float] = {}
+            for ev in events.values():
+                last_seen[ev.device_id] = now
+            for device_id, st, retained in statuses:
+                registry.set_status(conn, device_id, st.state, st.ts, asdict(st), live=not retained)
+            for device_id, hb in heartbeats:
+                registry.set_heartbeat(conn, device_id, hb)
+            for device_id, seen in last_seen.items():
+                registry.touch(conn, device_id, seen)
+        self.counters["events_new"] += new
+        self.counters["events_duplicate"] += len(events) - new
+        self._ack(events.values())
+
+    def _ack(self, events) -> None:
+        by_device: dict[str, list[str]] = defaultdict(list)
+        for ev in events:
+            by_device[ev.device_id].append(ev.id)
+        for device_id, ids in by_device.items():
+            self._client.publish(topics.ack(device_id), encode_ack(ids), qos=1)

@@ -1,0 +1,66 @@
+"""OpenAPI 3.1 document of the hub's REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def document(version: str) -> dict[str, Any]:
+    def err(desc: str) -> dict[str, Any]:
+        return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Xueliang hub API", "version": version},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "Token from `xl-hub token create`"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Device": {"type": "object", "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9]{20}$"}, "kind": {"type": "string"},
+                    "model": {"type": ["string", "null"]}, "name": {"type": ["string", "null"]},
+                    "grid_code": {"type": ["string", "null"]}, "location": {"type": "object"},
+                    "registered": {"type": "boolean"}, "software": {"type": ["string", "null"]},
+                    "liveness": {"enum": ["online", "offline", "unknown"]},
+                    "last_seen": {"type": ["string", "null"], "format": "date-time"},
+                    "heartbeat": {"type": ["object", "null"]}}},
+                "Event": {"type": "object", "properties": {
+                    "id": {"type": "string", "format": "uuid"}, "device_id": {"type": "string"},
+                    "type": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 3},
+                    "ts": {"type": "string", "format": "date-time"}, "seq": {"type": "integer"},
+                    "data": {"type": "object"}, "stored_at": {"type": "string", "format": "date-time"}}},
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/devices": {"get": {
+                "summary": "All devices with liveness (online / offline / unknown) and last-seen time",
+                "responses": {"200": {"description": "Devices", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"items": {"type": "array",
+                                                               "items": {"$ref": "#/components/schemas/Device"}}}}}}},
+                              "401": err("No or bad token")}}},
+            "/api/v1/events": {"get": {
+                "summary": "Events, newest first, paginated by cursor",
+                "parameters": [
+                    {"name": "device", "in": "query", "schema": {"type": "string"}},
+                    {"name": "type", "in": "query", "schema": {"type": "string"}},
+                    {"name": "since", "in": "query", "description": "unix seconds or ISO 8601",
+                     "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "cursor", "in": "query", "description": "next_cursor of the previous page",
+                     "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "A page of events", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                        "next_cursor": {"type": ["string", "null"]}}}}}},
+                              "400": err("Bad filter"), "401": err("No or bad token")}}},
+            "/healthz": {"get": {"summary": "Liveness of database and broker, ingest counters", "security": [],
+                                 "responses": {"200": {"description": "Healthy"}, "503": {"description": "Degraded"}}}},
+        },
+    }

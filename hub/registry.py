@@ -1,0 +1,106 @@
+"""Device registry: what the hub knows of each device, and whether it is online."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from protocols.ids import check_device_id
+
+from .db import devices, insert_ignore, meta
+
+INGEST_STARTED_KEY = "ingest_started_at"
+
+
+class RegistryError(Exception):
+    """A registry change cannot be made."""
+
+
+def add_device(engine: sa.Engine, device_id: str, *, kind: str, name: str, grid_code: str | None = None,
+               model: str | None = None, latitude: float | None = None, longitude: float | None = None,
+               address: str | None = None) -> None:
+    check_device_id(device_id)
+    values = dict(kind=kind, name=name, grid_code=grid_code, model=model, latitude=latitude,
+                  longitude=longitude, address=address, registered=True)
+    with engine.begin() as conn:
+        exists = conn.execute(sa.select(devices.c.id, devices.c.registered)
+                              .where(devices.c.id == device_id)).first()
+        if exists and exists.registered:
+            raise RegistryError(f"device {device_id} is registered already")
+        if exists:
+            conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
+        else:
+            conn.execute(devices.insert().values(id=device_id, created_at=time.time(), **values))
+
+
+def ensure_devices(conn: sa.Connection, device_ids: set[str]) -> None:
+    """Create rows for devices first heard of on the broker (not registered through the CLI)."""
+    if device_ids:
+        now = time.time()
+        conn.execute(insert_ignore(devices, conn.dialect.name),
+                     [{"id": d, "created_at": now, "kind": "unknown", "registered": False} for d in device_ids])
+
+
+def touch(conn: sa.Connection, device_id: str, seen_at: float) -> None:
+    conn.execute(devices.update().where(devices.c.id == device_id)
+                 .where(sa.or_(devices.c.last_seen.is_(None), devices.c.last_seen < seen_at))
+                 .values(last_seen=seen_at))
+
+
+def set_status(conn: sa.Connection, device_id: str, state: str, ts: float, info: dict[str, Any],
+               *, live: bool) -> None:
+    """Record a birth/last-will message. A retained copy (``live=False``) is old news: it sets the
+    state but not ``last_seen``, so after a hub restart a device is 'unknown' until it speaks."""
+    values: dict[str, Any] = {"status": state, "status_ts": ts}
+    for key in ("kind", "model", "software", "grid_code"):
+        if info.get(key):
+            values[key] = info[key]
+    loc = info.get("location") or {}
+    for src, dst in (("latitude", "latitude"), ("longitude", "longitude"), ("address", "address")):
+        if isinstance(loc.get(src), (int, float, str)) and loc.get(src) != "":
+            values[dst] = loc[src]
+    if live:
+        values["last_seen"] = time.time()
+    conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
+
+
+def set_heartbeat(conn: sa.Connection, device_id: str, heartbeat: dict[str, Any]) -> None:
+    conn.execute(devices.update().where(devices.c.id == device_id)
+                 .values(heartbeat=heartbeat, last_seen=time.time()))
+
+
+def mark_ingest_started(engine: sa.Engine) -> float:
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(meta.delete().where(meta.c.key == INGEST_STARTED_KEY))
+        conn.execute(meta.insert().values(key=INGEST_STARTED_KEY, value=repr(now)))
+    return now
+
+
+def liveness(row: dict[str, Any], *, now: float, ingest_started: float | None, offline_after_s: float) -> str:
+    """online / offline / unknown, from what the hub has heard since its ingest started."""
+    if row.get("status") == "offline":
+        return "offline"
+    last_seen = row.get("last_seen")
+    heard_since_start = last_seen is not None and (ingest_started is None or last_seen >= ingest_started)
+    if heard_since_start:
+        return "online" if now - last_seen <= offline_after_s else "offline"
+    if ingest_started is not None and now - ingest_started < offline_after_s:
+        return "unknown"
+    return "offline" if last_seen is not None or row.get("status") else "unknown"
+
+
+def list_devices(engine: sa.Engine, *, offline_after_s: float) -> list[dict[str, Any]]:
+    now = time.time()
+    with engine.connect() as conn:
+        started = conn.execute(sa.select(meta.c.value).where(meta.c.key == INGEST_STARTED_KEY)).scalar()
+        rows = conn.execute(sa.select(devices).order_by(devices.c.id)).mappings().all()
+    ingest_started = float(started) if started else None
+    out = []
+    for row in rows:
+        item = {k: v for k, v in row.items() if k != "mqtt_secret_hash"}
+        item["liveness"] = liveness(item, now=now, ingest_started=ingest_started, offline_after_s=offline_after_s)
+        out.append(item)
+    return out

@@ -1,0 +1,116 @@
+"""The hub process: database, broker (embedded or external), ingest and web, in one lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from waitress.server import create_server
+
+from edge.lifecycle import Lifecycle
+
+from . import auth
+from .broker import Credentials, EmbeddedBroker
+from .config import HubConfig
+from .db import make_engine, migrate
+from .ingest import Ingest
+from .web import create_app
+
+logger = logging.getLogger(__name__)
+
+HUB_MQTT_USER = "xl-hub"
+
+
+class HubError(Exception):
+    """The hub cannot go on."""
+
+
+def read_or_make_secret(path: Path) -> str:
+    """The session signing key: read it, or make a random one (mode 0600) on first start."""
+    if path.exists():
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise HubError(f"{path}: the secret key must be at least 32 characters")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    logger.info("made a new web secret key in %s", path)
+    return key
+
+
+class WebServer:
+    def __init__(self, app, host: str, port: int, threads: int):
+        self._server = create_server(app, host=host, port=port, threads=threads, ident="xueliang-hub")
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=5)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+class Hub:
+    def __init__(self, cfg: HubConfig):
+        self.cfg = cfg
+        self.engine = make_engine(cfg.database_url())
+        migrate(self.engine)
+        components: list = []
+        self.broker: EmbeddedBroker | None = None
+        if cfg.broker is None:
+            secret = secrets.token_urlsafe(32)
+            creds = Credentials(HUB_MQTT_USER, secret,
+                                lambda dev, pw: auth.check_device_secret(self.engine, dev, pw))
+            eb = cfg.embedded_broker
+            self.broker = EmbeddedBroker(eb.host, eb.port, creds)
+            components.append(("broker", self.broker))
+            self.ingest = Ingest(self.engine, host=eb.host, port=eb.port, username=HUB_MQTT_USER, password=secret,
+                                 batch_max=cfg.ingest.batch_max)
+        else:
+            b = cfg.broker
+            try:
+                password = cfg.resolve(b.password_file).read_text().strip()
+            except OSError as exc:
+                raise HubError(f"broker.password_file {cfg.resolve(b.password_file)}: {exc.strerror}") from None
+            self.ingest = Ingest(self.engine, host=b.host, port=b.port, username=b.username, password=password,
+                                 client_id=b.client_id, share_group=b.share_group, tls=b.tls,
+                                 ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None,
+                                 batch_max=cfg.ingest.batch_max)
+        components.append(("ingest", self.ingest))
+        app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
+                         offline_after_s=cfg.ingest.offline_after_s, health=self.health)
+        self.web = WebServer(app, cfg.web.host, cfg.web.port, cfg.web.threads)
+        components.append(("web", self.web))
+        self.lifecycle = Lifecycle(components)
+
+    def health(self) -> dict:
+        return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters)}
+
+    def run(self) -> None:
+        self.lifecycle.install_signal_handlers()
+        self.lifecycle.start()
+        logger.info("hub running: web http://%s:%d/", self.cfg.web.host, self.web.port)
+        try:
+            while not self.lifecycle.stopping.wait(1.0):
+                if self.ingest.fatal:
+                    raise HubError(self.ingest.fatal)
+                dead = self.lifecycle.dead()
+                if dead:
+                    raise HubError(f"component(s) stopped unexpectedly: {', '.join(dead)}")
+        finally:
+            self.lifecycle.stop()
+            self.engine.dispose()

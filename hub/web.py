@@ -1,0 +1,217 @@
+"""Hub web UI and REST API (Flask application factory).
+
+Pages use a session login with CSRF-protected forms; the API under /api/v1 takes a bearer
+token (``xl-hub token create``) or the page's session. Errors from the API are one JSON
+envelope: ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime, timezone
+from functools import wraps
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from flask import (Blueprint, Flask, abort, current_app, g, jsonify, redirect, render_template, request, session,
+                   url_for)
+from werkzeug.exceptions import HTTPException
+
+from . import __version__, auth, eventlog, registry
+
+MAX_PAGE = 500
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+pages = Blueprint("pages", __name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
+               health: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    if not secret_key or len(secret_key) < 32:
+        raise ValueError("the web secret key must be at least 32 characters")
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
+                            "health": health or (lambda: {})}
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(error={"code": exc.code, "message": exc.message}), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if request.path.startswith("/api/") or request.path == "/healthz":
+            return jsonify(error={"code": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
+        return exc
+
+    @app.get("/healthz")
+    def healthz():
+        body: dict[str, Any] = {"version": __version__}
+        try:
+            with _engine().connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            body["database"] = "ok"
+        except sa.exc.SQLAlchemyError as exc:
+            body["database"] = f"error: {type(exc).__name__}"
+        body.update(current_app.extensions["xl"]["health"]())
+        ok = body["database"] == "ok" and body.get("broker_connected", True)
+        body["status"] = "ok" if ok else "degraded"
+        return jsonify(body), 200 if ok else 503
+
+    return app
+
+
+def _engine() -> sa.Engine:
+    return current_app.extensions["xl"]["engine"]
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") if ts else None
+
+
+# --- auth helpers ------------------------------------------------------------------------------
+
+
+def _current_user() -> dict | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return auth.check_token(_engine(), header[7:].strip())
+    return session.get("user")
+
+
+def api_auth(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        user = _current_user()
+        if user is None:
+            raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' (see `xl-hub token create`)")
+        g.user = user
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if session.get("user") is None:
+            return redirect(url_for("pages.login", next=request.path))
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    sent = request.form.get("csrf_token", "")
+    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        abort(400, description="CSRF token missing or wrong; reload the page")
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+
+def _device_json(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": d["id"], "kind": d["kind"], "model": d["model"], "name": d["name"], "grid_code": d["grid_code"],
+        "location": {"latitude": d["latitude"], "longitude": d["longitude"], "address": d["address"]},
+        "registered": bool(d["registered"]), "software": d["software"], "liveness": d["liveness"],
+        "last_seen": _iso(d["last_seen"]), "heartbeat": d["heartbeat"],
+    }
+
+
+def _event_json(e: dict[str, Any]) -> dict[str, Any]:
+    return {"id": e["id"], "device_id": e["device_id"], "type": e["type"], "priority": e["priority"],
+            "ts": _iso(e["ts"]), "seq": e["seq"], "data": e["data"], "stored_at": _iso(e["stored_at"])}
+
+
+@api.get("/devices")
+@api_auth
+def list_devices():
+    items = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"])
+    return jsonify(items=[_device_json(d) for d in items])
+
+
+def _parse_since(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+@api.get("/events")
+@api_auth
+def list_events():
+    try:
+        limit = int(request.args.get("limit", 100))
+    except ValueError:
+        raise ApiError(400, "bad_request", "limit must be a whole number") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, "bad_request", f"limit must be 1..{MAX_PAGE}")
+    rows = eventlog.query_events(_engine(), device=request.args.get("device") or None,
+                                 type=request.args.get("type") or None, since=_parse_since(request.args.get("since")),
+                                 before_id=request.args.get("cursor") or None, limit=limit)
+    next_cursor = rows[-1]["id"] if len(rows) == limit else None
+    return jsonify(items=[_event_json(e) for e in rows], next_cursor=next_cursor)
+
+
+@api.get("/openapi.json")
+def openapi():
+    from .openapi import document
+    return jsonify(document(__version__))
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        check_csrf()
+        user = auth.check_login(_engine(), request.form.get("username", ""), request.form.get("password", ""))
+        if user is None:
+            error = "用户名或密码错误 / Wrong user name or password"
+        else:
+            session.clear()
+            session["user"] = user
+            nxt = request.args.get("next", "/")
+            return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
+    return render_template("login.html", error=error, csrf_token=csrf_token()), 401 if error else 200
+
+
+@pages.post("/logout")
+def logout():
+    check_csrf()
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@pages.get("/")
+@login_required
+def index():
+    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"])
+    recent = eventlog.query_events(_engine(), limit=50)
+    return render_template("index.html", devices=[_device_json(d) for d in devices],
+                           events=[_event_json(e) for e in recent], user=session["user"], csrf_token=csrf_token())

@@ -1,0 +1,257 @@
+"""Message types of protocol v1 and their JSON encoding.
+
+Every payload is a UTF-8 JSON object with ``schema_version``. ``decode_*`` functions
+check structure, types and bounds and raise ``ProtocolError`` with a reason; they
+never return a half-valid message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from . import SCHEMA_VERSION, ProtocolError
+from .ids import check_device_id, check_event_id
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_ACK_IDS = 5000
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class Priority(IntEnum):
+    """Outbox lanes: higher drains first."""
+
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+    URGENT = 3
+
+
+#: Default priority of each event type the project emits. Unknown types are accepted
+#: on the wire (forward compatibility) with the priority the sender gave them.
+EVENT_TYPES: dict[str, Priority] = {
+    "motion": Priority.NORMAL,
+    "face": Priority.NORMAL,
+    "video_loss": Priority.HIGH,
+    "camera_restored": Priority.HIGH,
+    "tamper": Priority.HIGH,
+    "mcu_lost": Priority.HIGH,
+    "alarm": Priority.URGENT,
+}
+
+
+def _loads(payload: bytes | str) -> dict[str, Any]:
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"payload must be a JSON object, got {type(obj).__name__}")
+    version = obj.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ProtocolError(f"schema_version must be {SCHEMA_VERSION}, got {version!r}")
+    return obj
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    if name not in obj:
+        if optional:
+            return None
+        raise ProtocolError(f"missing field {name!r}")
+    value = obj[name]
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ProtocolError(f"field {name!r} must be {_kind_name(kind)}, got a boolean")
+    if not isinstance(value, kind):
+        raise ProtocolError(f"field {name!r} must be {_kind_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _timestamp(obj: dict[str, Any], name: str) -> float:
+    value = float(_field(obj, name, (int, float)))
+    if not math.isfinite(value) or not 1e9 <= value <= 1e11:
+        raise ProtocolError(f"field {name!r} must be unix seconds, got {value!r}")
+    return value
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened on a device. ``id`` is a UUIDv7 made on the edge; ``seq`` is the
+    device's own increasing counter; ``ts`` is unix seconds when it happened."""
+
+    id: str
+    device_id: str
+    type: str
+    ts: float
+    seq: int
+    priority: int = Priority.NORMAL
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_event(ev: Event) -> bytes:
+    return _dumps({
+        "schema_version": SCHEMA_VERSION,
+        "id": ev.id,
+        "device_id": ev.device_id,
+        "type": ev.type,
+        "ts": ev.ts,
+        "seq": ev.seq,
+        "priority": int(ev.priority),
+        "data": ev.data,
+    })
+
+
+def decode_event(payload: bytes | str, *, topic_device: str | None = None) -> Event:
+    """Decode an event; if ``topic_device`` is given the payload must name the same device."""
+    obj = _loads(payload)
+    ev_type = _field(obj, "type", str)
+    if not _TYPE_RE.match(ev_type):
+        raise ProtocolError(f"event type must match {_TYPE_RE.pattern}, got {ev_type[:40]!r}")
+    seq = _field(obj, "seq", int)
+    if seq < 0:
+        raise ProtocolError(f"seq must be >= 0, got {seq}")
+    priority = _field(obj, "priority", int)
+    if priority not in Priority._value2member_map_:
+        raise ProtocolError(f"priority must be 0..3, got {priority}")
+    data = _field(obj, "data", dict)
+    device_id = check_device_id(obj.get("device_id"))
+    event_id = check_event_id(obj.get("id"))
+    if topic_device is not None and device_id != topic_device:
+        raise ProtocolError(f"payload device_id {device_id} does not match topic device {topic_device}")
+    return Event(id=event_id, device_id=device_id, type=ev_type, ts=_timestamp(obj, "ts"),
+                 seq=seq, priority=priority, data=data)
+
+
+# --- acks -------------------------------------------------------------------------------
+
+
+def encode_ack(ids: list[str]) -> bytes:
+    return _dumps({"schema_version": SCHEMA_VERSION, "ids": list(ids)})
+
+
+def decode_ack(payload: bytes | str) -> list[str]:
+    obj = _loads(payload)
+    ids = _field(obj, "ids", list)
+    if len(ids) > MAX_ACK_IDS:
+        raise ProtocolError(f"ack carries {len(ids)} ids, more than {MAX_ACK_IDS}")
+    return [check_event_id(i) for i in ids]
+
+
+# --- device status (birth / last will) ------------------------------------------------------
+
+STATES = ("online", "offline")
+
+
+@dataclass(frozen=True)
+class Status:
+    """Retained device status. The birth message (``online``) also carries what the device
+    says about itself, so the hub registry learns kind, model and location from it."""
+
+    state: str
+    ts: float
+    kind: str | None = None
+    model: str | None = None
+    software: str | None = None
+    grid_code: str | None = None
+    location: dict[str, Any] | None = None
+
+
+def encode_status(st: Status) -> bytes:
+    obj: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "state": st.state, "ts": st.ts}
+    for name in ("kind", "model", "software", "grid_code", "location"):
+        value = getattr(st, name)
+        if value is not None:
+            obj[name] = value
+    return _dumps(obj)
+
+
+def decode_status(payload: bytes | str) -> Status:
+    obj = _loads(payload)
+    state = _field(obj, "state", str)
+    if state not in STATES:
+        raise ProtocolError(f"state must be one of {STATES}, got {state[:20]!r}")
+    return Status(
+        state=state,
+        ts=_timestamp(obj, "ts"),
+        kind=_field(obj, "kind", str, optional=True),
+        model=_field(obj, "model", str, optional=True),
+        software=_field(obj, "software", str, optional=True),
+        grid_code=_field(obj, "grid_code", str, optional=True),
+        location=_field(obj, "location", dict, optional=True),
+    )
+
+
+# --- heartbeat ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    ts: float
+    uptime_s: float
+    disk_free_bytes: int
+    outbox_depth: int
+    cameras: dict[str, float] = field(default_factory=dict)
+
+
+def encode_heartbeat(hb: Heartbeat) -> bytes:
+    return _dumps({
+        "schema_version": SCHEMA_VERSION,
+        "ts": hb.ts,
+        "uptime_s": round(hb.uptime_s, 3),
+        "disk_free_bytes": hb.disk_free_bytes,
+        "outbox_depth": hb.outbox_depth,
+        "cameras": {k: round(v, 2) for k, v in hb.cameras.items()},
+    })
+
+
+def decode_heartbeat(payload: bytes | str) -> Heartbeat:
+    obj = _loads(payload)
+    cameras = _field(obj, "cameras", dict)
+    for name, fps in cameras.items():
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps < 0:
+            raise ProtocolError(f"cameras[{name[:40]!r}] must be a non-negative number")
+    uptime = float(_field(obj, "uptime_s", (int, float)))
+    disk_free = _field(obj, "disk_free_bytes", int)
+    depth = _field(obj, "outbox_depth", int)
+    if uptime < 0 or disk_free < 0 or depth < 0:
+        raise ProtocolError("uptime_s, disk_free_bytes and outbox_depth must be >= 0")
+    return Heartbeat(ts=_timestamp(obj, "ts"), uptime_s=uptime, disk_free_bytes=disk_free,
+                     outbox_depth=depth, cameras={k: float(v) for k, v in cameras.items()})
+
+
+# --- hub status -----------------------------------------------------------------------------
+
+
+def encode_hub_status(state: str, ts: float) -> bytes:
+    if state not in STATES:
+        raise ProtocolError(f"state must be one of {STATES}")
+    return _dumps({"schema_version": SCHEMA_VERSION, "state": state, "ts": ts})
+
+
+def decode_hub_status(payload: bytes | str) -> str:
+    obj = _loads(payload)
+    state = _field(obj, "state", str)
+    if state not in STATES:
+        raise ProtocolError(f"state must be one of {STATES}, got {state[:20]!r}")
+    return state

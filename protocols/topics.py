@@ -1,0 +1,68 @@
+"""MQTT topic builders: the only place in the project where topic strings are made.
+
+Layout (v1)::
+
+    xl/v1/dev/<device_id>/event       edge -> hub   events (QoS 1)
+    xl/v1/dev/<device_id>/ack         hub -> edge   ids the hub has stored (QoS 1)
+    xl/v1/dev/<device_id>/status      edge -> hub   birth / last will (QoS 1, retained)
+    xl/v1/dev/<device_id>/heartbeat   edge -> hub   health figures (QoS 0)
+    xl/v1/hub/status                  hub -> edges  hub online / offline (QoS 1, retained)
+"""
+
+from __future__ import annotations
+
+from .ids import check_device_id
+from . import ProtocolError
+
+PREFIX = "xl/v1"
+DEVICE_CHANNELS = ("event", "ack", "status", "heartbeat")
+#: channels a device publishes on (the rest it only receives)
+DEVICE_PUBLISHES = ("event", "status", "heartbeat")
+
+
+def _device(device_id: str, channel: str) -> str:
+    return f"{PREFIX}/dev/{check_device_id(device_id)}/{channel}"
+
+
+def event(device_id: str) -> str:
+    return _device(device_id, "event")
+
+
+def ack(device_id: str) -> str:
+    return _device(device_id, "ack")
+
+
+def status(device_id: str) -> str:
+    return _device(device_id, "status")
+
+
+def heartbeat(device_id: str) -> str:
+    return _device(device_id, "heartbeat")
+
+
+def device_root(device_id: str) -> str:
+    """Filter for everything under one device (used in broker ACLs)."""
+    return f"{PREFIX}/dev/{check_device_id(device_id)}/#"
+
+
+def hub_status() -> str:
+    return f"{PREFIX}/hub/status"
+
+
+def all_devices(channel: str, share_group: str | None = None) -> str:
+    """Subscription filter for one channel of every device, optionally as a shared subscription
+    (``$share/<group>/...``) so that several hub ingest workers split the load."""
+    if channel not in DEVICE_CHANNELS:
+        raise ProtocolError(f"unknown device channel {channel!r}")
+    topic = f"{PREFIX}/dev/+/{channel}"
+    return f"$share/{share_group}/{topic}" if share_group else topic
+
+
+def parse_device_topic(topic: str) -> tuple[str, str]:
+    """Split ``xl/v1/dev/<id>/<channel>`` into ``(device_id, channel)``; raise ``ProtocolError``."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[2] != "dev":
+        raise ProtocolError(f"not a v1 device topic: {topic[:120]!r}")
+    if parts[4] not in DEVICE_CHANNELS:
+        raise ProtocolError(f"unknown device channel {parts[4]!r} in {topic[:120]!r}")
+    return check_device_id(parts[3]), parts[4]

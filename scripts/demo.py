@@ -1,0 +1,143 @@
+"""`make demo`: the hub with its embedded broker and two edge agents fed by sample events.
+
+Everything lives in .demo/ (made fresh each run). Ctrl-C stops the agents, then the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".demo"
+BIN = Path(sys.executable).parent
+DEVICES = [
+    ("33010200001310000001", "camera-box", "村口东 Village gate east", 30.2741, 120.1551),
+    ("33010200001340000001", "alarm-pillar", "村委会报警柱 Committee alarm pillar", 30.2745, 120.1560),
+]
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def run(*args: str, stdin: str | None = None) -> str:
+    return subprocess.run(args, input=stdin, text=True, check=True, capture_output=True).stdout.strip()
+
+
+def main() -> int:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    mqtt_port, web_port = free_port(18830), free_port(8080)
+    hub_cfg = WORK / "hub.yaml"
+    hub_cfg.write_text(f"database:\n  url: sqlite:///hub.db\nembedded_broker:\n  host: 127.0.0.1\n  port: {mqtt_port}\n"
+                       f"web:\n  host: 127.0.0.1\n  port: {web_port}\ningest:\n  offline_after_s: 15\n")
+    xl_hub, xl_edge = str(BIN / "xl-hub"), str(BIN / "xl-edge")
+    password = secrets.token_urlsafe(12)
+    run(xl_hub, "user", "add", "--config", str(hub_cfg), "admin", "--role", "admin", "--password-stdin",
+        stdin=password + "\n")
+    token = run(xl_hub, "token", "create", "--config", str(hub_cfg), "admin", "--name", "demo")
+    edge_cfgs = []
+    for i, (dev, kind, name, lat, lon) in enumerate(DEVICES, 1):
+        folder = WORK / f"edge{i}"
+        folder.mkdir()
+        run(xl_hub, "device", "add", "--config", str(hub_cfg), dev, "--kind", kind, "--name", name,
+            "--grid", "330102001001001", "--password-file", str(folder / "mqtt-password"))
+        cfg = folder / "edge.yaml"
+        cfg.write_text(json.dumps({
+            "device": {"id": dev, "kind": kind, "model": "demo", "name": name, "grid_code": "330102001001001",
+                       "location": {"latitude": lat, "longitude": lon, "address": name}},
+            "broker": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "password_file": "mqtt-password",
+                       "reconnect_max_s": 5},
+            "sync": {"heartbeat_interval_s": 5},
+            "demo": {"enabled": True, "rate_per_s": 1 + i, "alarm_every_s": 30 if kind == "alarm-pillar" else 0,
+                     "cameras": ["cam1", "cam2"] if kind == "camera-box" else ["pillar-cam"]},
+        }, ensure_ascii=False, indent=2))  # JSON is YAML
+        edge_cfgs.append(cfg)
+
+    procs: list[subprocess.Popen] = []
+    logs = []
+
+    def start(name: str, *args: str) -> None:
+        log = open(WORK / f"{name}.log", "w")
+        logs.append(log)
+        procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=WORK,
+                                      start_new_session=True))  # Ctrl-C reaches only us; we stop them in order
+
+    start("hub", xl_hub, "run", "--config", str(hub_cfg))
+    base = f"http://127.0.0.1:{web_port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except OSError:
+            if procs[0].poll() is not None:
+                print(open(WORK / "hub.log").read())
+                return 1
+            time.sleep(0.2)
+    for i, cfg in enumerate(edge_cfgs, 1):
+        start(f"edge{i}", xl_edge, "run", "--config", str(cfg))
+
+    print(f"""
+雪亮 Xueliang demo is running (files and logs in {WORK})
+  Hub page:   {base}/          user: admin   password: {password}
+  REST API:   curl -H 'Authorization: Bearer {token}' {base}/api/v1/devices
+  Health:     {base}/healthz
+  MQTT:       embedded broker on 127.0.0.1:{mqtt_port}
+  Edge agents: {', '.join(d[0] for d in DEVICES)} (sample events; alarm pillar presses every 30 s)
+Press Ctrl-C to stop.
+""", flush=True)
+
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    req = urllib.request.Request(base + "/api/v1/devices", headers={"Authorization": f"Bearer {token}"})
+    last_report = 0.0
+    while not stopping:
+        time.sleep(0.5)
+        if any(p.poll() is not None for p in procs):
+            print("a demo process stopped; see the logs in", WORK)
+            break
+        if time.monotonic() - last_report > 10:
+            last_report = time.monotonic()
+            try:
+                items = json.load(urllib.request.urlopen(req, timeout=2))["items"]
+                states = ", ".join(f"{d['id'][-6:]} {d['liveness']}" for d in items)
+                print(f"[{time.strftime('%H:%M:%S')}] devices: {states}", flush=True)
+            except OSError:
+                pass
+    print("stopping…", flush=True)
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    for log in logs:
+        log.close()
+    print("stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
