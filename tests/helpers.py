@@ -1,0 +1,267 @@
+"""Real parts for tests: Mosquitto on a free port, PostgreSQL databases, hub and edge processes."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import sqlalchemy as sa
+
+BIN = Path(sys.executable).parent
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+PG_ADMIN_URL = os.environ.get("XL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+HUB_USER = "xl-hub"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def device_id(n: int, type_code: str = "131") -> str:
+    return f"33010200{'00'}{type_code}0{n:06d}"
+
+
+class Mosquitto:
+    """A real Mosquitto with per-user passwords and the project's ACLs, on a free loopback port."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.users: dict[str, str] = {}
+        self.proc: subprocess.Popen | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def add_user(self, name: str, password: str) -> None:
+        self.users[name] = password
+
+    def _write(self) -> Path:
+        pwfile = self.folder / "passwd"
+        pwfile.write_text("")
+        for name, password in self.users.items():
+            subprocess.run([MOSQUITTO_PASSWD, "-b", str(pwfile), name, password], check=True, capture_output=True)
+        acl = self.folder / "acl"
+        acl.write_text(
+            f"user {HUB_USER}\ntopic readwrite xl/v1/#\n\n"
+            "pattern write xl/v1/dev/%u/event\npattern write xl/v1/dev/%u/status\n"
+            "pattern write xl/v1/dev/%u/heartbeat\npattern read xl/v1/dev/%u/ack\npattern read xl/v1/hub/status\n")
+        conf = self.folder / "mosquitto.conf"
+        conf.write_text(
+            f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to a user that cannot read tmp
+            f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\nacl_file {acl}\n"
+            "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+            f"log_dest file {self.folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\n")
+        return conf
+
+    def start(self) -> None:
+        conf = self._write()
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, "mosquitto to listen", 0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+def create_pg_database() -> tuple[str, Callable[[], None]]:
+    name = f"xl_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return url, drop
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], folder: Path):
+        self.name, self.args, self.folder = name, args, folder
+        self.log = folder / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self._log = open(self.log, "a")
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.folder)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+class Hub(Proc):
+    """``xl-hub run`` with either a given external broker or its embedded one."""
+
+    def __init__(self, folder: Path, db_url: str, *, mosquitto: Mosquitto | None = None):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.db_url = db_url
+        self.web_port = free_port()
+        self.mqtt_port = mosquitto.port if mosquitto else free_port()
+        cfg: dict = {"database": {"url": db_url}, "web": {"port": self.web_port},
+                     "ingest": {"offline_after_s": 10}, "log_level": "INFO"}
+        if mosquitto:
+            password = uuid.uuid4().hex
+            mosquitto.add_user(HUB_USER, password)
+            (folder / "hub-mqtt-password").write_text(password)
+            cfg["broker"] = {"url": f"mqtt://127.0.0.1:{mosquitto.port}", "username": HUB_USER,
+                             "password_file": "hub-mqtt-password"}
+        else:
+            cfg["embedded_broker"] = {"port": self.mqtt_port}
+        self.config = folder / "hub.yaml"
+        self.config.write_text(json.dumps(cfg))
+        super().__init__("hub", [str(BIN / "xl-hub"), "run", "--config", str(self.config)], folder)
+        self.mosquitto = mosquitto
+        self.engine = sa.create_engine(db_url if not db_url.startswith("sqlite:///") or db_url.startswith("sqlite:////")
+                                       else "sqlite:///" + str(folder / db_url[len("sqlite:///"):]))
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        result = subprocess.run([str(BIN / "xl-hub"), *args], input=stdin, text=True, capture_output=True,
+                                cwd=self.folder)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def add_device(self, dev: str, kind: str = "camera-box") -> str:
+        """Register a device; return its MQTT password (and give it to Mosquitto if used)."""
+        pwfile = self.folder / f"{dev}.password"
+        self.cli("device", "add", "--config", str(self.config), dev, "--kind", kind, "--name", f"dev {dev[-3:]}",
+                 "--password-file", str(pwfile))
+        password = pwfile.read_text().strip()
+        if self.mosquitto:
+            self.mosquitto.add_user(dev, password)
+        return password
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, dict]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    def start(self, wait: bool = True) -> None:
+        super().start()
+        if wait:
+            def healthy():
+                assert self.running(), self.output()
+                try:
+                    status, body = self.get("/healthz")
+                except OSError:
+                    return False
+                return status == 200 and body.get("broker_connected")
+            wait_for(healthy, 30, "the hub to be healthy")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        self.engine.dispose()
+        return super().stop(sig, timeout)
+
+    def health(self) -> dict:
+        return self.get("/healthz")[1]
+
+    def event_ids(self, device: str | None = None) -> list[str]:
+        q = "SELECT id FROM events" + (" WHERE device_id = :d" if device else "")
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text(q), {"d": device})]
+
+
+class Edge(Proc):
+    """``xl-edge run`` with the sample generator as its event source."""
+
+    def __init__(self, folder: Path, dev: str, password: str, mqtt_port: int, *, rate: float = 200,
+                 count: int = 0, alarm_every_s: float = 0, kind: str = "camera-box", **sync):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.device_id = dev
+        (folder / "mqtt-password").write_text(password)
+        cfg = {
+            "device": {"id": dev, "kind": kind, "model": "test", "name": f"test {dev[-3:]}",
+                       "grid_code": "330102001001001", "location": {"latitude": 30.27, "longitude": 120.15}},
+            "broker": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "password_file": "mqtt-password",
+                       "reconnect_min_s": 0.2, "reconnect_max_s": 2, "keepalive_s": 5},
+            "sync": {"heartbeat_interval_s": 2, "ack_timeout_s": 5, **sync},
+            "demo": {"enabled": count != 0 or rate > 0, "rate_per_s": rate if rate > 0 else 1, "count": count,
+                     "alarm_every_s": alarm_every_s},
+        }
+        if rate <= 0:
+            cfg["demo"]["enabled"] = False
+        self.config = folder / "edge.yaml"
+        self.config.write_text(json.dumps(cfg))
+        self.db_path = folder / "xueliang-edge.db"
+        super().__init__("edge", [str(BIN / "xl-edge"), "run", "--config", str(self.config)], folder)
+
+    def _query(self, sql: str) -> list[tuple]:
+        if not self.db_path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    def event_ids(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT id FROM events")]
+
+    def outbox_depth(self) -> int:
+        rows = self._query("SELECT count(*) FROM outbox")
+        return rows[0][0] if rows else -1
