@@ -108,7 +108,7 @@ class StoreSection(BaseModel):
 
 class SyncSection(BaseModel):
     model_config = _STRICT
-    inflight_window: int = Field(500, description="Events sent but not yet acked by the hub, at most "
+    inflight_window: int = Field(200, description="Events sent but not yet acked by the hub, at most "
                                                   "(alarms may exceed it)", ge=1, le=5000)
     ack_timeout_s: float = Field(30.0, description="Resend unacked events after this long", ge=1, le=3600)
     heartbeat_interval_s: float = Field(30.0, description="Seconds between heartbeats", ge=1, le=3600)

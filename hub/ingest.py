@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -103,6 +104,8 @@ class Ingest:
             else:
                 logger.warning("broker refused the connection: %s; retrying", reason_code)
             return
+        # paho leaves Nagle on: small acks and events would wait for delayed TCP acks (~40 ms a hop)
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe([(topics.all_devices(ch, self.share_group), 1)
                           for ch in ("event", "status", "heartbeat")])
         client.publish(topics.hub_status(), encode_hub_status("online", time.time()), qos=1, retain=True)

@@ -75,7 +75,7 @@ class Mosquitto:
         conf.write_text(
             f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to a user that cannot read tmp
             f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\nacl_file {acl}\n"
-            "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+            "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
             f"log_dest file {self.folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\n")
         return conf
 
