@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config
+from hub.config import load_config as load_hub_config
+from protocols.configdoc import ConfigError
+
+from .helpers import BIN
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "firmware_configs"
+
+
+@pytest.mark.parametrize("name", ["camera-box.yaml", "alarm-pillar.yaml"])
+def test_device_templates_are_valid(name):
+    cfg = load_config(TEMPLATES / name)
+    assert cfg.device.kind == name.removesuffix(".yaml")
+
+
+def test_hub_example_is_valid():
+    assert load_hub_config(TEMPLATES / "hub.yaml").broker is None
+
+
+def _broken(tmp_path, old: str, new: str) -> Path:
+    text = (TEMPLATES / "camera-box.yaml").read_text()
+    assert old in text
+    path = tmp_path / "broken.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def test_misspelt_key_names_file_line_and_suggests(tmp_path):
+    path = _broken(tmp_path, "  keepalive_s: 30", "  keepalive_sec: 30")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (issue,) = exc.value.issues
+    assert issue.line == _line_of(path, "keepalive_sec")
+    assert str(issue) == f"{path}:{issue.line}: broker.keepalive_sec = 30: unknown key; did you mean 'keepalive_s'?"
+
+
+@pytest.mark.parametrize("old, new, key, message", [
+    ("  keepalive_s: 30", "  keepalive_s: 2", "broker.keepalive_s", "greater than or equal to 5"),
+    ('  id: "33010200001310000001"', '  id: "33010200001340000001"', "device", "needs device type code 131"),
+    ('  id: "33010200001310000001"', '  id: "3301"', "device.id", "at least 20 characters"),
+    ("  url: mqtt://127.0.0.1:1883", "  url: http://127.0.0.1:1883", "broker.url", "mqtt://host:port"),
+    ("    latitude: 30.2741", "    latitude: 130.2741", "device.location.latitude", "less than or equal to 90"),
+    ("  password_file: mqtt-password", "  password: short", "broker.password", "at least 8 characters"),
+])
+def test_bad_values_are_reported_with_key_and_line(tmp_path, old, new, key, message):
+    path = _broken(tmp_path, old, new)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    text = str(exc.value)
+    assert f"{path}:" in text and key in text and message in text, text
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = _broken(tmp_path, "  model: XL-CB1", "  model: [XL-CB1")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "YAML syntax error" in str(exc.value) and f"{path}:" in str(exc.value)
+
+
+def test_check_config_cli_exit_codes(tmp_path):
+    ok = subprocess.run([BIN / "xl-edge", "check-config", TEMPLATES / "alarm-pillar.yaml"], capture_output=True,
+                        text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = subprocess.run([BIN / "xl-edge", "check-config", _broken(tmp_path, "grid_code:", "grid_cod:")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "did you mean 'grid_code'?" in bad.stderr and "device.grid_code: required key is missing" in bad.stderr
+
+
+def test_run_without_password_file_says_which_file(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_text((TEMPLATES / "camera-box.yaml").read_text())
+    result = subprocess.run([BIN / "xl-edge", "run", "--config", path], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "mqtt-password" in result.stderr and "broker.password_file" in result.stderr

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import sqlite3
+
+from edge.store import NewEvent, Store, migrations
+from protocols.messages import Priority, decode_event
+
+DEV = "33010200001310000001"
+
+
+def test_migrations_wal_and_fsync(tmp_path):
+    store = Store(tmp_path / "e.db", DEV)
+    assert [m.name for m in migrations.applied(store.db)] == ["m001_events_and_outbox"]
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+
+
+def test_events_survive_reopen_and_seq_continues(tmp_path):
+    store = Store(tmp_path / "e.db", DEV)
+    first = store.add_many([NewEvent("motion", {"i": i}) for i in range(3)])
+    store.close()
+    # another process sees it at once: it is committed, not buffered
+    assert sqlite3.connect(tmp_path / "e.db").execute("SELECT count(*) FROM outbox").fetchone()[0] == 3
+    store = Store(tmp_path / "e.db", DEV)
+    later = store.add("alarm", {"presses": 1})
+    assert later.seq == first[-1].seq + 1 and later.priority == Priority.URGENT
+    assert store.outbox_depth() == 4
+    store.close()
+
+
+def test_lanes_put_alarms_first_and_ack_removes_rows(tmp_path):
+    store = Store(tmp_path / "e.db", DEV)
+    motion = store.add_many([NewEvent("motion", {}) for _ in range(100)])
+    alarm = store.add("alarm", {})
+    assert [r.event_id for r in store.fetch_lane(Priority.URGENT, 0, 10)] == [alarm.id]
+    lane = store.fetch_lane(Priority.NORMAL, 0, 10)
+    assert [r.event_id for r in lane] == [e.id for e in motion[:10]]
+    assert decode_event(lane[0].payload).id == motion[0].id
+    assert [r.event_id for r in store.fetch_lane(Priority.NORMAL, lane[-1].seq, 5)] == [e.id for e in motion[10:15]]
+    assert store.mark_synced([alarm.id, motion[0].id, motion[0].id]) == 2
+    assert store.outbox_depth() == 99
+    synced = {e["id"] for e in store.recent_events(200) if e["synced_at"]}
+    assert synced == {alarm.id, motion[0].id}
+    store.close()
+
+
+def test_listener_is_told_after_the_commit(tmp_path):
+    seen = []
+    store = Store(tmp_path / "e.db", DEV)
+    store.set_listener(lambda: seen.append(store.outbox_depth()))
+    store.add("motion", {})
+    assert seen == [1]
+    store.close()
