@@ -3,9 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(BIN)/python:
+.PHONY: demo test install install-test bench clean system-deps
+
+# Debian/Ubuntu packages: venv support for the demo, Mosquitto for the tests.
+system-deps:
+	@missing=""; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	{ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; } || missing="$$missing mosquitto"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(BIN)/python: | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -15,10 +28,10 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-demo: install
+demo: system-deps install
 	$(BIN)/python scripts/demo.py
 
-test: install-test
+test: system-deps install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test
