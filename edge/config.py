@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from protocols.endpoint import BrokerEndpoint, check_broker_url
 from protocols import ProtocolError, configdoc
 from protocols.ids import check_device_id
 
@@ -52,7 +52,7 @@ class DeviceSection(BaseModel):
         return self
 
 
-class BrokerSection(BaseModel):
+class BrokerSection(BrokerEndpoint, BaseModel):
     model_config = _STRICT
     url: str = Field(description="MQTT broker: mqtt://host:port or mqtts://host:port (TLS)")
     username: str | None = Field(None, description="MQTT user name; defaults to the device id", max_length=64)
@@ -69,14 +69,7 @@ class BrokerSection(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
-        try:
-            parts.port
-        except ValueError:
-            raise ValueError("port must be a number from 1 to 65535") from None
-        return value
+        return check_broker_url(value)
 
     @model_validator(mode="after")
     def _one_password(self) -> "BrokerSection":
@@ -86,18 +79,6 @@ class BrokerSection(BaseModel):
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
 
 
 class StoreSection(BaseModel):

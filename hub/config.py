@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from protocols.endpoint import BrokerEndpoint, check_broker_url
 from protocols import configdoc
 
 _STRICT = ConfigDict(extra="forbid")
@@ -33,7 +33,7 @@ class EmbeddedBrokerSection(BaseModel):
     port: int = Field(1883, description="TCP port of the embedded broker", ge=1, le=65535)
 
 
-class BrokerSection(BaseModel):
+class BrokerSection(BrokerEndpoint, BaseModel):
     model_config = _STRICT
     url: str = Field(description="External MQTT broker (Mosquitto in production): mqtt://host:port or mqtts://")
     username: str = Field(description="The hub's MQTT user", min_length=1, max_length=64)
@@ -47,23 +47,8 @@ class BrokerSection(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
-        return value
+        return check_broker_url(value)
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
 
 
 class WebSection(BaseModel):
