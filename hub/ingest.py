@@ -45,7 +45,8 @@ class Ingest:
         self.batch_max = batch_max
         self.share_group = share_group
         self.fatal: str | None = None
-        self.counters: dict[str, int] = defaultdict(int)
+        # fixed keys: the web thread copies this dict while the worker updates it
+        self.counters = {"events_new": 0, "events_duplicate": 0, "malformed": 0, "db_errors": 0}
         self._host, self._port = host, port
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
