@@ -53,9 +53,6 @@ class Credentials:
             self._cache[username] = digest
         return ok
 
-    def forget(self, username: str) -> None:
-        self._cache.pop(username, None)
-
 
 def device_may(device_id: str, topic: str, action: Action) -> bool:
     """The ACL of one device, the same that `xl-hub broker-config` writes for Mosquitto."""
