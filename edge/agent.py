@@ -8,6 +8,7 @@ from . import __version__
 from .config import EdgeConfig
 from .demo import DemoGenerator
 from .lifecycle import Lifecycle
+from .pillar import Pillar
 from .store import Store
 from .sync import FpsMeters, SyncEngine
 
@@ -40,6 +41,11 @@ class Agent:
         self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}")
         self.store.set_listener(self.sync.notify)
         components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
+        self.pillar: Pillar | None = None
+        if cfg.pillar is not None:
+            self.pillar = Pillar(cfg.pillar, self.store)
+            self.sync.on_acked = self.pillar.on_acked
+            components.append(("pillar", self.pillar))
         self.generator: DemoGenerator | None = None
         if cfg.demo.enabled:
             self.generator = DemoGenerator(cfg.demo, self.store, self.meters)

@@ -58,3 +58,76 @@ def run(config_file: str) -> None:
         agent.run()
     except AgentError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+SIM_ACTIONS = ("press", "release", "click", "tamper-open", "tamper-close", "heartbeat-off", "heartbeat-on")
+
+
+def _parse_script(script: str) -> list[tuple[float, str]]:
+    steps = []
+    for item in filter(None, (s.strip() for s in script.split(","))):
+        action, _, at = item.partition("@")
+        if action not in SIM_ACTIONS:
+            raise click.BadParameter(f"unknown action {action!r}; use {', '.join(SIM_ACTIONS)}")
+        try:
+            steps.append((float(at or 0), action))
+        except ValueError:
+            raise click.BadParameter(f"bad time in {item!r}: write ACTION@SECONDS") from None
+    return sorted(steps)
+
+
+@main.command("pillar-sim")
+@click.option("--link", required=True, type=click.Path(dir_okay=False),
+              help="Path of the symlink to the simulated port; give it to the agent as pillar.port.")
+@click.option("--script", default="", help="Comma-separated ACTION@SECONDS, e.g. 'click@2,tamper-open@5'. "
+                                           f"Actions: {', '.join(SIM_ACTIONS)}.")
+@click.option("--repeat", type=float, default=0, help="Run the script again every this many seconds.")
+@click.option("--interactive", is_flag=True, help="Read actions from standard input, one per line.")
+def pillar_sim(link: str, script: str, repeat: float, interactive: bool) -> None:
+    """Play a pillar's microcontroller on a pty pair (for demos, tests and installers)."""
+    import signal
+    import threading
+    import time
+
+    from .pillar_sim import PillarSim
+
+    setup_logging("INFO")
+    steps = _parse_script(script)
+    sim = PillarSim(link)
+    tty = sim.start()
+    click.echo(f"pillar simulator on {tty}, linked as {link}", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    actions = {"press": sim.press, "release": sim.release, "click": sim.click,
+               "tamper-open": lambda: sim.tamper(True), "tamper-close": lambda: sim.tamper(False),
+               "heartbeat-off": sim.heartbeats.clear, "heartbeat-on": sim.heartbeats.set}
+
+    def play() -> None:
+        while not stop.is_set():
+            start = time.monotonic()
+            for at, action in steps:
+                if stop.wait(max(0.0, start + at - time.monotonic())):
+                    return
+                actions[action]()
+                click.echo(f"{action}", err=True)
+            if not repeat or stop.wait(max(0.0, start + repeat - time.monotonic())):
+                return
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
+    try:
+        if interactive:
+            for line in sys.stdin:
+                if line.strip() in ("quit", "exit"):
+                    break
+                if line.strip() in actions:
+                    actions[line.strip()]()
+                elif line.strip():
+                    click.echo(f"unknown action; use {', '.join(SIM_ACTIONS)} or quit", err=True)
+        else:
+            while not stop.wait(0.5):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        sim.stop()

@@ -95,6 +95,20 @@ class SyncSection(BaseModel):
     heartbeat_interval_s: float = Field(30.0, description="Seconds between heartbeats", ge=1, le=3600)
 
 
+class PillarSection(BaseModel):
+    model_config = _STRICT
+    port: str = Field(description="Serial port of the pillar's microcontroller, e.g. /dev/ttyUSB0 or a udev name",
+                      min_length=1)
+    baudrate: int = Field(115200, description="Serial speed", ge=1200, le=3000000)
+    merge_window_s: float = Field(10.0, description="Presses within this many seconds of the first make one "
+                                                    "alarm with a press count", ge=0, le=600)
+    siren_on_press: bool = Field(False, description="Sound the siren at once when the button is pressed")
+    siren_duration_s: int = Field(30, description="How long the siren sounds", ge=1, le=600)
+    volume: int = Field(80, description="Speaker volume in percent", ge=0, le=100)
+    mcu_timeout_s: float = Field(5.0, description="No MCU heartbeat for this long is an mcu_lost event",
+                                 ge=1, le=600)
+
+
 class DemoSection(BaseModel):
     model_config = _STRICT
     enabled: bool = Field(False, description="Generate sample events (for demos until cameras are set up)")
@@ -111,11 +125,18 @@ class EdgeConfig(BaseModel):
     broker: BrokerSection = Field(description="How to reach the hub's MQTT broker")
     store: StoreSection = Field(default_factory=StoreSection, description="Local event store")
     sync: SyncSection = Field(default_factory=SyncSection, description="Edge to hub sync")
+    pillar: PillarSection | None = Field(None, description="Alarm pillar microcontroller (alarm-pillar only)")
     demo: DemoSection = Field(default_factory=DemoSection, description="Sample event generator")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     # set by parse_config: the folder that relative paths are resolved against
     _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @model_validator(mode="after")
+    def _pillar_only_on_pillars(self) -> "EdgeConfig":
+        if self.pillar is not None and self.device.kind != "alarm-pillar":
+            raise ValueError("a pillar section needs device.kind alarm-pillar")
+        return self
 
     def resolve(self, path: str) -> Path:
         p = Path(path)

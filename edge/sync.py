@@ -65,12 +65,14 @@ class FpsMeters:
 
 class SyncEngine:
     def __init__(self, cfg: EdgeConfig, store: Store, meters: FpsMeters | None = None, *,
-                 software: str = "", on_fatal: Callable[[str], None] | None = None):
+                 software: str = "", on_fatal: Callable[[str], None] | None = None,
+                 on_acked: Callable[[list[str]], None] | None = None):
         self.cfg = cfg
         self.store = store
         self.meters = meters or FpsMeters()
         self.device_id = cfg.device.id
         self.on_fatal = on_fatal
+        self.on_acked = on_acked
         self.fatal: str | None = None
         self.counters = {"published": 0, "acked": 0, "bad_acks": 0, "resends": 0, "connects": 0}
         self.hub_online: bool | None = None
@@ -231,6 +233,8 @@ class SyncEngine:
             self.counters["acked"] += removed
             for event_id in acked:
                 self._inflight.pop(event_id, None)
+            if self.on_acked:
+                self.on_acked(acked)
         if resend:
             self._rewind()
 

@@ -47,3 +47,22 @@ def count_events(engine: sa.Engine, device: str | None = None) -> int:
         query = query.where(events.c.device_id == device)
     with engine.connect() as conn:
         return int(conn.execute(query).scalar() or 0)
+
+
+def merge_alarm_updates(conn: sa.Connection, batch: list[Event]) -> int:
+    """Fold ``alarm_update`` events (more presses within the merge window) into their alarm's
+    press count. Returns how many alarms changed."""
+    latest: dict[str, int] = {}
+    for e in batch:
+        if e.type == "alarm_update" and isinstance(e.data.get("alarm_id"), str) \
+                and isinstance(e.data.get("presses"), int) and not isinstance(e.data.get("presses"), bool):
+            latest[e.data["alarm_id"]] = max(latest.get(e.data["alarm_id"], 0), e.data["presses"])
+    changed = 0
+    for alarm_id, presses in latest.items():
+        row = conn.execute(sa.select(events.c.data).where(events.c.id == alarm_id)
+                           .where(events.c.type == "alarm")).first()
+        if row is None or presses <= int(row.data.get("presses", 1)):
+            continue
+        conn.execute(events.update().where(events.c.id == alarm_id).values(data={**row.data, "presses": presses}))
+        changed += 1
+    return changed

@@ -174,6 +174,7 @@ class Ingest:
         with self.engine.begin() as conn:
             registry.ensure_devices(conn, device_ids)
             new = eventlog.store_events(conn, list(events.values()))
+            eventlog.merge_alarm_updates(conn, list(events.values()))
             last_seen: dict[str, float] = {}
             for ev in events.values():
                 last_seen[ev.device_id] = now

@@ -40,7 +40,9 @@ EVENT_TYPES: dict[str, Priority] = {
     "camera_restored": Priority.HIGH,
     "tamper": Priority.HIGH,
     "mcu_lost": Priority.HIGH,
+    "mcu_restored": Priority.HIGH,
     "alarm": Priority.URGENT,
+    "alarm_update": Priority.URGENT,
 }
 
 

@@ -228,7 +228,8 @@ class Edge(Proc):
     """``xl-edge run`` with the sample generator as its event source."""
 
     def __init__(self, folder: Path, dev: str, password: str, mqtt_port: int, *, rate: float = 200,
-                 count: int = 0, alarm_every_s: float = 0, kind: str = "camera-box", **sync):
+                 count: int = 0, alarm_every_s: float = 0, kind: str = "camera-box", extra: dict | None = None,
+                 **sync):
         folder.mkdir(parents=True, exist_ok=True)
         self.device_id = dev
         (folder / "mqtt-password").write_text(password)
@@ -243,6 +244,7 @@ class Edge(Proc):
         }
         if rate <= 0:
             cfg["demo"]["enabled"] = False
+        cfg.update(extra or {})
         self.config = folder / "edge.yaml"
         self.config.write_text(json.dumps(cfg))
         self.db_path = folder / "xueliang-edge.db"
