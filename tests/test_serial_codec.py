@@ -27,7 +27,7 @@ def test_noise_between_frames_is_skipped_and_counted():
     rng = random.Random(7)
     good = sf.Frame(1, sf.MsgType.TAMPER, b"\x01")
     dec = sf.Decoder()
-    out = dec.feed(bytes(rng.randrange(0x00, 0xA0) for _ in range(500)) + sf.encode(good) + b"\xa5\x5a\xff")
+    out = dec.feed(bytes(rng.randrange(0x00, 0xA0) for _ in range(500)) + sf.encode(good) + b"\xa5\x5a\xff\x00\x00")
     assert out == [good]
     assert dec.counters["noise_bytes"] == 500 and dec.counters["bad_frame"] == 1
 
