@@ -43,7 +43,7 @@ class Agent:
         components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
         self.pillar: Pillar | None = None
         if cfg.pillar is not None:
-            self.pillar = Pillar(cfg.pillar, self.store)
+            self.pillar = Pillar(cfg.pillar, self.store, port=str(cfg.resolve(cfg.pillar.port)))
             self.sync.on_acked = self.pillar.on_acked
             components.append(("pillar", self.pillar))
         self.generator: DemoGenerator | None = None

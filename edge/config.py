@@ -97,8 +97,8 @@ class SyncSection(BaseModel):
 
 class PillarSection(BaseModel):
     model_config = _STRICT
-    port: str = Field(description="Serial port of the pillar's microcontroller, e.g. /dev/ttyUSB0 or a udev name",
-                      min_length=1)
+    port: str = Field(description="Serial port of the pillar's microcontroller, e.g. /dev/ttyUSB0 or a udev "
+                                  "symlink (relative paths are relative to this config file)", min_length=1)
     baudrate: int = Field(115200, description="Serial speed", ge=1200, le=3000000)
     merge_window_s: float = Field(10.0, description="Presses within this many seconds of the first make one "
                                                     "alarm with a press count", ge=0, le=600)

@@ -23,10 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 class Pillar:
-    def __init__(self, cfg: PillarSection, store: Store):
+    def __init__(self, cfg: PillarSection, store: Store, *, port: str | None = None):
         self.cfg = cfg
         self.store = store
-        self.link = SerialLink(cfg.port, cfg.baudrate, self._on_frame, name="pillar", on_state=self._on_port)
+        self.port = port or cfg.port
+        self.link = SerialLink(self.port, cfg.baudrate, self._on_frame, name="pillar", on_state=self._on_port)
         self.counters = {"presses": 0, "alarms": 0, "tamper": 0, "mcu_lost": 0}
         self.mcu_online = False
         self.led = sf.Led.IDLE
@@ -132,4 +133,4 @@ class Pillar:
                     self.mcu_online = False
             if silent:
                 self.counters["mcu_lost"] += 1
-                self._record("mcu_lost", {"silent_s": self.cfg.mcu_timeout_s, "port": self.cfg.port})
+                self._record("mcu_lost", {"silent_s": self.cfg.mcu_timeout_s, "port": self.port})

@@ -74,8 +74,6 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self.db = Database(self._conn)
         migrations.apply(self.db)
-        row = self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        self._next_seq = row[0] + 1
 
     def set_listener(self, on_added: Callable[[], None] | None) -> None:
         self._on_added = on_added
@@ -91,27 +89,31 @@ class Store:
         return self.add_many([NewEvent(type, data or {}, priority, ts)])[0]
 
     def add_many(self, items: Iterable[NewEvent]) -> list[Event]:
-        """Store events and queue them for the hub in one fsynced transaction."""
+        """Store events and queue them for the hub in one fsynced transaction. ``seq`` is taken
+        inside the write lock, so another process writing the same file cannot collide."""
+        items = list(items)
         now = time.time()
         with self._lock:
-            events = []
-            for item in items:
-                prio = item.priority if item.priority is not None else EVENT_TYPES.get(item.type, Priority.NORMAL)
-                events.append(Event(id=self._ids.new(), device_id=self.device_id, type=item.type,
-                                    ts=item.ts if item.ts is not None else now, seq=self._next_seq + len(events),
-                                    priority=int(prio), data=item.data))
             try:
-                with self._conn:
-                    self._conn.executemany(
-                        "INSERT INTO events (id, seq, type, priority, ts, data, created_at) VALUES (?,?,?,?,?,?,?)",
-                        [(e.id, e.seq, e.type, e.priority, e.ts, json.dumps(e.data, ensure_ascii=False), now)
-                         for e in events])
-                    self._conn.executemany(
-                        "INSERT INTO outbox (seq, event_id, priority, payload) VALUES (?,?,?,?)",
-                        [(e.seq, e.id, e.priority, encode_event(e)) for e in events])
+                self._conn.execute("BEGIN IMMEDIATE")
+                next_seq = self._conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+                events = []
+                for i, item in enumerate(items):
+                    prio = item.priority if item.priority is not None else EVENT_TYPES.get(item.type, Priority.NORMAL)
+                    events.append(Event(id=self._ids.new(), device_id=self.device_id, type=item.type,
+                                        ts=item.ts if item.ts is not None else now, seq=next_seq + i,
+                                        priority=int(prio), data=item.data))
+                self._conn.executemany(
+                    "INSERT INTO events (id, seq, type, priority, ts, data, created_at) VALUES (?,?,?,?,?,?,?)",
+                    [(e.id, e.seq, e.type, e.priority, e.ts, json.dumps(e.data, ensure_ascii=False), now)
+                     for e in events])
+                self._conn.executemany(
+                    "INSERT INTO outbox (seq, event_id, priority, payload) VALUES (?,?,?,?)",
+                    [(e.seq, e.id, e.priority, encode_event(e)) for e in events])
+                self._conn.commit()
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot store {len(events)} event(s) in {self.path}: {exc}") from exc
-            self._next_seq += len(events)
+                self._conn.rollback()
+                raise StoreError(f"cannot store {len(items)} event(s) in {self.path}: {exc}") from exc
         if self._on_added is not None and events:
             self._on_added()
         return events
