@@ -7,7 +7,7 @@ import logging
 from . import __version__
 from .config import EdgeConfig
 from .demo import DemoGenerator
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, LifecycleError
 from .pillar import Pillar
 from .store import Store
 from .sync import FpsMeters, SyncEngine
@@ -54,15 +54,8 @@ class Agent:
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT; raise ``AgentError`` on a fatal condition."""
-        self.lifecycle.install_signal_handlers()
-        self.lifecycle.start()
-        logger.info("device=%s edge agent running (store %s)", self.cfg.device.id, self.store.path)
+        logger.info("device=%s edge agent starting (store %s)", self.cfg.device.id, self.store.path)
         try:
-            while not self.lifecycle.stopping.wait(1.0):
-                if self.sync.fatal:
-                    raise AgentError(self.sync.fatal)
-                dead = self.lifecycle.dead()
-                if dead:
-                    raise AgentError(f"component(s) stopped unexpectedly: {', '.join(dead)}")
-        finally:
-            self.lifecycle.stop()
+            self.lifecycle.run(fatal=lambda: self.sync.fatal)
+        except LifecycleError as exc:
+            raise AgentError(str(exc)) from None

@@ -1,10 +1,16 @@
-"""Start components in order, stop them in reverse, supervise them in between."""
+"""Start components in order, stop them in reverse, supervise them in between, and tell
+systemd (``Type=notify``) about it: READY once started, WATCHDOG while every component is
+alive, STOPPING on the way out. Shared by the edge agent and the hub."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -14,6 +20,39 @@ class Component(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def alive(self) -> bool: ...
+
+
+class LifecycleError(Exception):
+    """A component died or reported a fatal condition."""
+
+
+def sd_notify(state: str) -> bool:
+    """Send one datagram to $NOTIFY_SOCKET (the sd_notify protocol); False if there is none."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        return True
+    except OSError as exc:
+        logger.warning("cannot notify systemd at %s: %s", os.environ.get("NOTIFY_SOCKET"), exc)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    """Half of $WATCHDOG_USEC, as systemd recommends; None when no watchdog is asked for."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return max(int(usec) / 2e6, 0.05)
+    except ValueError:
+        return None
 
 
 class Lifecycle:
@@ -47,3 +86,26 @@ class Lifecycle:
             self.stopping.set()
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    def run(self, fatal: Callable[[], str | None] = lambda: None) -> None:
+        """Start everything, supervise until SIGTERM/SIGINT, stop everything. Raises
+        ``LifecycleError`` if ``fatal()`` returns a reason or a component dies."""
+        self.install_signal_handlers()
+        try:
+            self.start()
+            sd_notify("READY=1\nSTATUS=running")
+            interval = watchdog_interval()
+            next_ping = time.monotonic()
+            while not self.stopping.wait(min(1.0, interval or 1.0)):
+                reason = fatal()
+                if reason:
+                    raise LifecycleError(reason)
+                dead = self.dead()
+                if dead:
+                    raise LifecycleError(f"component(s) stopped unexpectedly: {', '.join(dead)}")
+                if interval and time.monotonic() >= next_ping:
+                    sd_notify("WATCHDOG=1")  # only after checking that every component is alive
+                    next_ping = time.monotonic() + interval
+        finally:
+            sd_notify("STOPPING=1")
+            self.stop()

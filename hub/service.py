@@ -10,7 +10,7 @@ from pathlib import Path
 
 from waitress.server import create_server
 
-from edge.lifecycle import Lifecycle
+from edge.lifecycle import Lifecycle, LifecycleError
 
 from . import auth
 from .broker import Credentials, EmbeddedBroker
@@ -101,16 +101,10 @@ class Hub:
         return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters)}
 
     def run(self) -> None:
-        self.lifecycle.install_signal_handlers()
-        self.lifecycle.start()
-        logger.info("hub running: web http://%s:%d/", self.cfg.web.host, self.web.port)
+        logger.info("hub starting: web http://%s:%d/", self.cfg.web.host, self.web.port)
         try:
-            while not self.lifecycle.stopping.wait(1.0):
-                if self.ingest.fatal:
-                    raise HubError(self.ingest.fatal)
-                dead = self.lifecycle.dead()
-                if dead:
-                    raise HubError(f"component(s) stopped unexpectedly: {', '.join(dead)}")
+            self.lifecycle.run(fatal=lambda: self.ingest.fatal)
+        except LifecycleError as exc:
+            raise HubError(str(exc)) from None
         finally:
-            self.lifecycle.stop()
             self.engine.dispose()

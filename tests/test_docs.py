@@ -49,4 +49,6 @@ def test_every_config_field_is_described_and_in_the_template(model, template):
     text = (ROOT / "firmware_configs" / template).read_text()
     for path, name, info in _fields(model):
         assert info.description, f"{path} has no description"
+        if template == "camera-box.yaml" and path.startswith("pillar"):
+            continue  # pillars only
         assert re.search(rf"^\s*#?\s*{re.escape(name)}:", text, re.M), f"{path} is missing from {template}"
