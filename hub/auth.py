@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -69,12 +70,21 @@ def check_token(engine: sa.Engine, token: str) -> dict | None:
     return {"id": row["user_id"], "username": row["username"], "role": row["role"]}
 
 
+def mosquitto_hash(password: str, *, iterations: int = 101, salt: bytes | None = None) -> str:
+    """Mosquitto's password-file hash (``$7$``: PBKDF2-HMAC-SHA512), as mosquitto_passwd makes it."""
+    salt = salt or secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
 def new_device_secret(engine: sa.Engine, device_id: str) -> str:
-    """Give a registered device a new random MQTT password; returns it (stored hashed)."""
+    """Give a registered device a new random MQTT password; returns it. Stored only hashed: a
+    SHA-256 for the embedded broker and a Mosquitto hash for `xl-hub broker-config`."""
     secret = secrets.token_urlsafe(24)
     with engine.begin() as conn:
         n = conn.execute(devices.update().where(devices.c.id == device_id)
-                         .values(mqtt_secret_hash=_sha256(secret))).rowcount
+                         .values(mqtt_secret_hash=_sha256(secret),
+                                 mqtt_broker_hash=mosquitto_hash(secret))).rowcount
     if n != 1:
         raise AuthError(f"no device {device_id}; register it with `xl-hub device add`")
     return secret

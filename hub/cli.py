@@ -158,12 +158,61 @@ def device_add(config_file: str, device_id: str, kind: str, name: str, grid_code
         raise click.ClickException(str(exc)) from None
     secret = new_device_secret(engine, device_id)
     if password_file:
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret + "\n")
+        _write_secret(password_file, secret)
         click.echo(f"device {device_id} registered; MQTT password written to {password_file}")
     else:
         click.echo(f"device {device_id} registered; MQTT user {device_id}, password: {secret}")
+
+
+@device.command("password")
+@config_option
+@click.argument("device_id")
+@click.option("--password-file", type=click.Path(dir_okay=False), required=True,
+              help="Write the new MQTT password here (mode 0600).")
+def device_password(config_file: str, device_id: str, password_file: str) -> None:
+    """Give DEVICE_ID a new MQTT password (the old one stops working); rerun broker-config after."""
+    from .auth import AuthError, new_device_secret
+    try:
+        secret = new_device_secret(_engine(config_file), device_id)
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write_secret(password_file, secret)
+    click.echo(f"new MQTT password for {device_id} written to {password_file}")
+
+
+def _write_secret(path: str, secret: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+
+
+@main.command("broker-config")
+@config_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for passwd, acl and mosquitto.conf.")
+@click.option("--hub-user", default="xl-hub", show_default=True, help="The hub's MQTT user.")
+@click.option("--hub-password-file", type=click.Path(dir_okay=False),
+              help="The hub's MQTT password (made if missing); default: broker.password_file of the config.")
+@click.option("--port", default=8883, show_default=True, help="Listener port in mosquitto.conf.")
+@click.option("--tls/--no-tls", default=True, show_default=True, help="TLS listener settings in mosquitto.conf.")
+def broker_config(config_file: str, out_dir: str, hub_user: str, hub_password_file: str | None, port: int,
+                  tls: bool) -> None:
+    """Write Mosquitto password and ACL files: each device may use only its own topics."""
+    from pathlib import Path
+
+    from .brokerconf import write_broker_files
+    cfg = _load(config_file)
+    if hub_password_file is None:
+        if cfg.broker is None:
+            raise click.ClickException("give --hub-password-file (the config has no broker section)")
+        hub_password_file = str(cfg.resolve(cfg.broker.password_file))
+    paths, missing = write_broker_files(_engine(config_file), Path(out_dir), hub_user=hub_user,
+                                        hub_password_file=Path(hub_password_file), port=port, tls=tls)
+    for name, path in paths.items():
+        click.echo(f"wrote {path}")
+    if missing:
+        click.echo(f"warning: {len(missing)} device(s) left out, they have no broker password yet: "
+                   f"{', '.join(missing)}; run `xl-hub device password` for each", err=True)
 
 
 @device.command("list")

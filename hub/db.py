@@ -26,6 +26,7 @@ devices = sa.Table(
     sa.Column("address", sa.String(200)),
     sa.Column("software", sa.String(64)),
     sa.Column("mqtt_secret_hash", sa.String(128)),
+    sa.Column("mqtt_broker_hash", sa.String(200)),
     sa.Column("registered", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(16)),
     sa.Column("status_ts", sa.Float),
