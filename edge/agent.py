@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from . import __version__
 from .config import EdgeConfig
 from .demo import DemoGenerator
 from .lifecycle import Lifecycle, LifecycleError
 from .pillar import Pillar
+from .provision import ProvisioningServer
 from .store import Store
 from .sync import FpsMeters, SyncEngine
 
@@ -34,8 +36,9 @@ class _StoreComponent:
 
 
 class Agent:
-    def __init__(self, cfg: EdgeConfig):
+    def __init__(self, cfg: EdgeConfig, config_path: Path | None = None):
         self.cfg = cfg
+        self.restart_requested = False
         self.meters = FpsMeters()
         self.store = Store(cfg.resolve(cfg.store.path), cfg.device.id)
         self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}")
@@ -50,7 +53,18 @@ class Agent:
         if cfg.demo.enabled:
             self.generator = DemoGenerator(cfg.demo, self.store, self.meters)
             components.append(("demo", self.generator))
+        if cfg.provisioning is not None:
+            if config_path is None:
+                raise AgentError("provisioning needs the path of the config file")
+            self.provisioning = ProvisioningServer(str(cfg.resolve(cfg.provisioning.port)), cfg.provisioning.baudrate,
+                                                   config_path, self._restart)
+            components.append(("provisioning", self.provisioning))
         self.lifecycle = Lifecycle(components)
+
+    def _restart(self) -> None:
+        """A new config was flashed: stop, and let the caller start again with it."""
+        self.restart_requested = True
+        self.lifecycle.stopping.set()
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT; raise ``AgentError`` on a fatal condition."""

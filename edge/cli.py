@@ -47,17 +47,24 @@ def run(config_file: str) -> None:
     """Run the edge agent until SIGTERM or Ctrl-C."""
     from .agent import Agent, AgentError
 
+    import os
+    from pathlib import Path
+
     try:
         cfg = load_config(config_file)
         setup_logging(cfg.log_level)
         cfg.mqtt_password()  # fail now, with the file name, if the password file is missing
-        agent = Agent(cfg)
+        agent = Agent(cfg, Path(config_file).resolve())
     except ConfigError as exc:
         raise click.ClickException(f"invalid config:\n{exc}") from None
     try:
         agent.run()
     except AgentError as exc:
         raise click.ClickException(str(exc)) from None
+    if agent.restart_requested:  # a new config was flashed: start again, as the same process
+        logging.getLogger(__name__).info("restarting with the new config %s", config_file)
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "edge.cli", *sys.argv[1:]])
 
 
 SIM_ACTIONS = ("press", "release", "click", "tamper-open", "tamper-close", "heartbeat-off", "heartbeat-on")
@@ -131,3 +138,32 @@ def pillar_sim(link: str, script: str, repeat: float, interactive: bool) -> None
     finally:
         stop.set()
         sim.stop()
+
+
+@main.command()
+@click.option("--port", required=True, help="Serial port of the device's console (e.g. /dev/ttyUSB0).")
+@click.option("--baudrate", default=115200, show_default=True)
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the device.")
+@click.argument("config_file", type=click.Path(dir_okay=False, exists=True))
+def flash(port: str, baudrate: int, timeout: float, config_file: str) -> None:
+    """Check CONFIG_FILE, send it to the device on PORT, and verify it by reading it back.
+
+    The config gets the same checks as check-config first; a config with an error is not sent.
+    """
+    from .flash import FlashError, flash_config
+    try:
+        load_config(config_file)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise click.ClickException("not flashed: the config has errors") from None
+    data = open(config_file, "rb").read()
+    try:
+        flash_config(port, baudrate, data, timeout=timeout, progress=lambda m: click.echo(m, err=True))
+    except FlashError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"flashed and verified {len(data)} bytes on {port}")
+
+
+if __name__ == "__main__":
+    main()

@@ -109,6 +109,13 @@ class PillarSection(BaseModel):
                                  ge=1, le=600)
 
 
+class ProvisioningSection(BaseModel):
+    model_config = _STRICT
+    port: str = Field(description="USB serial console on which `xl-edge flash` can send a new config, e.g. "
+                                  "/dev/ttyGS0", min_length=1)
+    baudrate: int = Field(115200, description="Serial speed", ge=1200, le=3000000)
+
+
 class DemoSection(BaseModel):
     model_config = _STRICT
     enabled: bool = Field(False, description="Generate sample events (for demos until cameras are set up)")
@@ -126,6 +133,7 @@ class EdgeConfig(BaseModel):
     store: StoreSection = Field(default_factory=StoreSection, description="Local event store")
     sync: SyncSection = Field(default_factory=SyncSection, description="Edge to hub sync")
     pillar: PillarSection | None = Field(None, description="Alarm pillar microcontroller (alarm-pillar only)")
+    provisioning: ProvisioningSection | None = Field(None, description="Take new configs over a serial console")
     demo: DemoSection = Field(default_factory=DemoSection, description="Sample event generator")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 

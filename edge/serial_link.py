@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections import deque
@@ -40,7 +41,7 @@ class SerialLink:
         self._outq: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
         self._pending: dict[int, tuple[bytes, int, float]] = {}  # seq -> (frame bytes, tries, deadline)
         self._seen: deque[tuple[float, int, int, bytes]] = deque()
-        self._seq = 0
+        self._seq = random.randrange(256)  # a fresh session does not look like a resend of the last one
         self._seq_lock = threading.Lock()
         self._stop = threading.Event()
         self.connected = threading.Event()

@@ -267,3 +267,45 @@ class Edge(Proc):
     def outbox_depth(self) -> int:
         rows = self._query("SELECT count(*) FROM outbox")
         return rows[0][0] if rows else -1
+
+
+class NullModem:
+    """Two pty pairs whose master sides are wired together: a serial cable between two real
+    tty paths (``a`` and ``b``), for a flasher on one end and a device on the other."""
+
+    def __init__(self, folder: Path):
+        import threading
+        import tty
+        self.fds = []
+        self.paths = []
+        for name in ("a", "b"):
+            master, slave = os.openpty()
+            tty.setraw(slave)
+            link = folder / f"tty-{name}"
+            link.symlink_to(os.ttyname(slave))
+            self.fds.append((master, slave))
+            self.paths.append(str(link))
+        self.a, self.b = self.paths
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        import select
+        ma, mb = self.fds[0][0], self.fds[1][0]
+        peer = {ma: mb, mb: ma}
+        while not self._stop.is_set():
+            ready, _, _ = select.select([ma, mb], [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                os.write(peer[fd], data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for master, slave in self.fds:
+            os.close(master)
+            os.close(slave)

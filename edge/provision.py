@@ -1,0 +1,123 @@
+"""Provisioning mode: the agent takes a new config over its USB serial console.
+
+The installer's ``xl-edge flash`` sends CFG_BEGIN (size, CRC), CFG_CHUNKs and CFG_COMMIT. On
+commit the device checks the CRC and runs the same checks as ``xl-edge check-config``; a bad
+config is refused with the reasons and the running one stays. A good one is written
+atomically (temp file, fsync, rename, fsync of the folder), the previous one is kept as
+``<name>.prev``, and the agent restarts into it. CFG_READ reads the active config back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from protocols import serial as sf
+from protocols.configdoc import ConfigError
+
+from .config import parse_config
+from .serial_link import SerialLink
+
+logger = logging.getLogger(__name__)
+
+TARGET_AGENT = 0
+MAX_CONFIG_BYTES = 256 * 1024
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a power cut leaves either the old or the new file,
+    keeping the old one as ``<name>.prev``."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if path.exists():
+        prev = path.with_name(path.name + ".prev")
+        prev.write_bytes(path.read_bytes())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class ProvisioningServer:
+    def __init__(self, port: str, baudrate: int, config_path: Path, on_new_config: Callable[[], None]):
+        self.config_path = config_path
+        self.on_new_config = on_new_config
+        self.link = SerialLink(port, baudrate, self._on_frame, name="provisioning")
+        self.counters = {"accepted": 0, "refused": 0}
+        self._buf = bytearray()
+        self._expect: tuple[int, int] | None = None  # total, crc
+        self._error: str | None = None
+
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def alive(self) -> bool:
+        return self.link.alive()
+
+    def _result(self, code: int, message: str) -> None:
+        self.link.send(sf.MsgType.CFG_RESULT, bytes((code,)) + message.encode()[:240])
+
+    def _on_frame(self, frame: sf.Frame) -> None:
+        p = frame.payload
+        if frame.type == sf.MsgType.CFG_BEGIN:
+            target, total, crc = struct.unpack(">BIH", p)
+            self._buf.clear()
+            self._error = None
+            if target != TARGET_AGENT:
+                self._error = f"target {target} is not this agent's config"
+            elif total > MAX_CONFIG_BYTES:
+                self._error = f"config of {total} bytes is larger than {MAX_CONFIG_BYTES}"
+            self._expect = (total, crc)
+        elif frame.type == sf.MsgType.CFG_CHUNK:
+            (offset,) = struct.unpack(">I", p[:4])
+            if offset == len(self._buf):
+                self._buf += p[4:]
+            elif offset + len(p) - 4 > len(self._buf) and self._error is None:
+                self._error = f"chunk at {offset} but {len(self._buf)} bytes received"
+        elif frame.type == sf.MsgType.CFG_COMMIT:
+            self._commit()
+        elif frame.type == sf.MsgType.CFG_READ:
+            target, offset, length = struct.unpack(">BIB", p)
+            data = self.config_path.read_bytes() if target == TARGET_AGENT else b""
+            self.link.send(sf.MsgType.CFG_DATA, struct.pack(">II", offset, len(data)) +
+                           data[offset:offset + min(length, sf.MAX_PAYLOAD - 8)])
+
+    def _refuse(self, message: str) -> None:
+        self.counters["refused"] += 1
+        logger.warning("provisioning: config refused: %s", message)
+        self._result(1, message)
+
+    def _commit(self) -> None:
+        if self._expect is None:
+            return self._refuse("CFG_COMMIT without CFG_BEGIN")
+        total, crc = self._expect
+        data = bytes(self._buf)
+        self._expect = None
+        if self._error:
+            return self._refuse(self._error)
+        if len(data) != total or sf.crc16(data) != crc:
+            return self._refuse(f"received {len(data)} of {total} bytes or a bad CRC")
+        try:
+            parse_config(data.decode("utf-8"), str(self.config_path))
+        except UnicodeDecodeError:
+            return self._refuse("the config is not UTF-8")
+        except ConfigError as exc:
+            return self._refuse("; ".join(f"line {i.line}: {str(i).split(': ', 1)[-1]}" for i in exc.issues))
+        write_atomically(self.config_path, data)
+        self.counters["accepted"] += 1
+        logger.info("provisioning: new config written to %s (%d bytes); restarting", self.config_path, len(data))
+        self._result(0, "ok; restarting")
+        self.on_new_config()
