@@ -48,6 +48,7 @@ class Agent:
         if cfg.pillar is not None:
             self.pillar = Pillar(cfg.pillar, self.store, port=str(cfg.resolve(cfg.pillar.port)))
             self.sync.on_acked = self.pillar.on_acked
+            self.sync.on_command = self.pillar.on_command
             components.append(("pillar", self.pillar))
         self.generator: DemoGenerator | None = None
         if cfg.demo.enabled:

@@ -14,6 +14,7 @@ import threading
 import time
 
 from protocols import serial as sf
+from protocols.messages import Command
 
 from .config import PillarSection
 from .serial_link import SerialLink
@@ -117,8 +118,9 @@ class Pillar:
         if current is not None and current in event_ids and self.led == sf.Led.ALARM_SENT:
             self._set_led(sf.Led.ALARM_RECEIVED)
 
-    def help_coming(self, alarm_id: str | None = None) -> None:
-        self._set_led(sf.Led.HELP_COMING)
+    def on_command(self, cmd: Command) -> None:
+        if cmd.command == "help_coming":
+            self._set_led(sf.Led.HELP_COMING)
 
     # --- MCU silence --------------------------------------------------------------------
 

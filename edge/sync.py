@@ -23,8 +23,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import ProtocolError, topics
-from protocols.messages import (Heartbeat, Priority, Status, decode_ack, decode_hub_status, encode_heartbeat,
-                                encode_status)
+from protocols.messages import (Command, Heartbeat, Priority, Status, decode_ack, decode_command,
+                                decode_hub_status, encode_heartbeat, encode_status)
 
 from .config import EdgeConfig
 from .store import Store
@@ -66,13 +66,15 @@ class FpsMeters:
 class SyncEngine:
     def __init__(self, cfg: EdgeConfig, store: Store, meters: FpsMeters | None = None, *,
                  software: str = "", on_fatal: Callable[[str], None] | None = None,
-                 on_acked: Callable[[list[str]], None] | None = None):
+                 on_acked: Callable[[list[str]], None] | None = None,
+                 on_command: Callable[[Command], None] | None = None):
         self.cfg = cfg
         self.store = store
         self.meters = meters or FpsMeters()
         self.device_id = cfg.device.id
         self.on_fatal = on_fatal
         self.on_acked = on_acked
+        self.on_command = on_command
         self.fatal: str | None = None
         self.counters = {"published": 0, "acked": 0, "bad_acks": 0, "resends": 0, "connects": 0}
         self.hub_online: bool | None = None
@@ -122,7 +124,8 @@ class SyncEngine:
         client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.counters["connects"] += 1
         logger.info("device=%s connected to %s", self.device_id, self.cfg.broker.url)
-        client.subscribe([(topics.ack(self.device_id), 1), (topics.hub_status(), 1)])
+        client.subscribe([(topics.ack(self.device_id), 1), (topics.command(self.device_id), 1),
+                          (topics.hub_status(), 1)])
         d = self.cfg.device
         birth = Status(state="online", ts=time.time(), kind=d.kind, model=d.model, software=self._software,
                        grid_code=d.grid_code, location=d.location.model_dump())
@@ -140,6 +143,8 @@ class SyncEngine:
         try:
             if msg.topic == topics.hub_status():
                 self._inbox.put(("hub", decode_hub_status(msg.payload)))
+            elif msg.topic == topics.command(self.device_id):
+                self._inbox.put(("cmd", decode_command(msg.payload)))
             else:
                 self._inbox.put(("ack", decode_ack(msg.payload)))
         except ProtocolError as exc:
@@ -228,6 +233,10 @@ class SyncEngine:
                     logger.info("device=%s hub is online", self.device_id)
             elif kind == "resend":
                 resend = True
+            elif kind == "cmd":
+                logger.info("device=%s command from the hub: %s", self.device_id, value)
+                if self.on_command:
+                    self.on_command(value)  # type: ignore[arg-type]
         if acked:
             removed = self.store.mark_synced(acked)
             self.counters["acked"] += removed

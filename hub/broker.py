@@ -56,10 +56,8 @@ class Credentials:
 
 def device_may(device_id: str, topic: str, action: Action) -> bool:
     """The ACL of one device, the same that `xl-hub broker-config` writes for Mosquitto."""
-    if action == Action.SUBSCRIBE:
-        return topic in (topics.ack(device_id), topics.hub_status())
-    if action == Action.RECEIVE:
-        return topic == topics.hub_status() or topic == topics.ack(device_id)
+    if action in (Action.SUBSCRIBE, Action.RECEIVE):
+        return topic == topics.hub_status() or topic in (topics.ack(device_id), topics.command(device_id))
     if action == Action.PUBLISH:
         try:
             owner, channel = topics.parse_device_topic(topic)

@@ -15,7 +15,8 @@ from protocols import topics
 from .auth import mosquitto_hash
 from .db import devices
 
-ACL_DEVICE_PATTERNS = [("write", ch) for ch in topics.DEVICE_PUBLISHES] + [("read", "ack")]
+ACL_DEVICE_PATTERNS = ([("write", ch) for ch in topics.DEVICE_PUBLISHES] +
+                       [("read", ch) for ch in topics.DEVICE_RECEIVES])
 
 
 def acl_text(hub_user: str) -> str:

@@ -41,6 +41,12 @@ def query_events(engine: sa.Engine, *, device: str | None = None, type: str | No
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def get_event(engine: sa.Engine, event_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(events).where(events.c.id == event_id)).mappings().first()
+    return dict(row) if row else None
+
+
 def count_events(engine: sa.Engine, device: str | None = None) -> int:
     query = sa.select(sa.func.count()).select_from(events)
     if device:

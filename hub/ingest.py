@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import ProtocolError, topics
-from protocols.messages import (Event, decode_event, decode_heartbeat, decode_status, encode_ack,
-                                encode_hub_status)
+from protocols.messages import (Command, Event, decode_event, decode_heartbeat, decode_status, encode_ack,
+                                encode_command, encode_hub_status)
 
 from . import eventlog, registry
 
@@ -187,6 +187,13 @@ class Ingest:
         self.counters["events_new"] += new
         self.counters["events_duplicate"] += len(events) - new
         self._ack(events.values())
+
+    def send_command(self, device_id: str, cmd: Command) -> bool:
+        """Publish a command to a device (QoS 1); False if the broker is not connected."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topics.command(device_id), encode_command(cmd), qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _ack(self, events) -> None:
         by_device: dict[str, list[str]] = defaultdict(list)

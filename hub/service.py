@@ -92,7 +92,8 @@ class Hub:
                                  batch_max=cfg.ingest.batch_max)
         components.append(("ingest", self.ingest))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
-                         offline_after_s=cfg.ingest.offline_after_s, health=self.health)
+                         offline_after_s=cfg.ingest.offline_after_s, health=self.health,
+                         send_command=self.ingest.send_command)
         self.web = WebServer(app, cfg.web.host, cfg.web.port, cfg.web.threads)
         components.append(("web", self.web))
         self.lifecycle = Lifecycle(components)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, Callable
@@ -17,6 +18,8 @@ import sqlalchemy as sa
 from flask import (Blueprint, Flask, abort, current_app, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from werkzeug.exceptions import HTTPException
+
+from protocols.messages import Command
 
 from . import __version__, auth, eventlog, registry
 
@@ -33,13 +36,14 @@ class ApiError(Exception):
 
 
 def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
-               health: Callable[[], dict[str, Any]] | None = None) -> Flask:
+               health: Callable[[], dict[str, Any]] | None = None,
+               send_command: Callable[[str, Command], bool] | None = None) -> Flask:
     if not secret_key or len(secret_key) < 32:
         raise ValueError("the web secret key must be at least 32 characters")
     app = Flask(__name__)
     app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
-                            "health": health or (lambda: {})}
+                            "health": health or (lambda: {}), "send_command": send_command}
     app.register_blueprint(api)
     app.register_blueprint(pages)
 
@@ -81,19 +85,24 @@ def _iso(ts: float | None) -> str | None:
 # --- auth helpers ------------------------------------------------------------------------------
 
 
-def _current_user() -> dict | None:
+def _current_user() -> tuple[dict | None, bool]:
+    """(user, by_session)"""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        return auth.check_token(_engine(), header[7:].strip())
-    return session.get("user")
+        return auth.check_token(_engine(), header[7:].strip()), False
+    return session.get("user"), True
 
 
 def api_auth(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
-        user = _current_user()
+        user, by_session = _current_user()
         if user is None:
             raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' (see `xl-hub token create`)")
+        if by_session and request.method not in ("GET", "HEAD", "OPTIONS"):
+            sent = request.headers.get("X-CSRF-Token", "")
+            if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+                raise ApiError(400, "csrf", "X-CSRF-Token header missing or wrong")
         g.user = user
         return view(*args, **kwargs)
     return wrapper
@@ -174,6 +183,24 @@ def list_events():
                                  before_id=request.args.get("cursor") or None, limit=limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return jsonify(items=[_event_json(e) for e in rows], next_cursor=next_cursor)
+
+
+@api.post("/alarms/<alarm_id>/accept")
+@api_auth
+def accept_alarm(alarm_id: str):
+    """Someone takes the alarm: the pillar's LED shows "help coming". (The dispatch queue will
+    own this; for now it is the hub's minimal alarm handler.)"""
+    if g.user["role"] not in ("admin", "operator"):
+        raise ApiError(403, "forbidden", "only operators and admins accept alarms")
+    alarm = eventlog.get_event(_engine(), alarm_id)
+    if alarm is None or alarm["type"] != "alarm":
+        raise ApiError(404, "not_found", f"no alarm {alarm_id}")
+    send = current_app.extensions["xl"]["send_command"]
+    cmd = Command(command="help_coming", ts=time.time(), alarm_id=alarm_id)
+    if send is None or not send(alarm["device_id"], cmd):
+        raise ApiError(503, "broker_unavailable", "the broker is not connected; try again")
+    return jsonify(alarm_id=alarm_id, device_id=alarm["device_id"], command="help_coming",
+                   accepted_by=g.user["username"]), 202
 
 
 @api.get("/openapi.json")

@@ -257,3 +257,36 @@ def decode_hub_status(payload: bytes | str) -> str:
     if state not in STATES:
         raise ProtocolError(f"state must be one of {STATES}, got {state[:20]!r}")
     return state
+
+
+# --- commands (hub -> device) -----------------------------------------------------------------
+
+COMMANDS = ("help_coming",)
+
+
+@dataclass(frozen=True)
+class Command:
+    """``help_coming``: someone accepted the alarm ``alarm_id``; the pillar's LED says so."""
+
+    command: str
+    ts: float
+    alarm_id: str | None = None
+
+
+def encode_command(cmd: Command) -> bytes:
+    if cmd.command not in COMMANDS:
+        raise ProtocolError(f"unknown command {cmd.command!r}")
+    obj: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": cmd.command, "ts": cmd.ts}
+    if cmd.alarm_id is not None:
+        obj["alarm_id"] = cmd.alarm_id
+    return _dumps(obj)
+
+
+def decode_command(payload: bytes | str) -> Command:
+    obj = _loads(payload)
+    command = _field(obj, "command", str)
+    if command not in COMMANDS:
+        raise ProtocolError(f"unknown command {command[:40]!r}")
+    alarm_id = obj.get("alarm_id")
+    return Command(command=command, ts=_timestamp(obj, "ts"),
+                   alarm_id=check_event_id(alarm_id) if alarm_id is not None else None)

@@ -6,6 +6,7 @@ Layout (v1)::
     xl/v1/dev/<device_id>/ack         hub -> edge   ids the hub has stored (QoS 1)
     xl/v1/dev/<device_id>/status      edge -> hub   birth / last will (QoS 1, retained)
     xl/v1/dev/<device_id>/heartbeat   edge -> hub   health figures (QoS 0)
+    xl/v1/dev/<device_id>/cmd         hub -> edge   commands, e.g. "help coming" (QoS 1)
     xl/v1/hub/status                  hub -> edges  hub online / offline (QoS 1, retained)
 """
 
@@ -15,9 +16,10 @@ from .ids import check_device_id
 from . import ProtocolError
 
 PREFIX = "xl/v1"
-DEVICE_CHANNELS = ("event", "ack", "status", "heartbeat")
-#: channels a device publishes on (the rest it only receives)
+DEVICE_CHANNELS = ("event", "ack", "status", "heartbeat", "cmd")
+#: channels a device publishes on, and those it receives
 DEVICE_PUBLISHES = ("event", "status", "heartbeat")
+DEVICE_RECEIVES = ("ack", "cmd")
 
 
 def _device(device_id: str, channel: str) -> str:
@@ -38,6 +40,10 @@ def status(device_id: str) -> str:
 
 def heartbeat(device_id: str) -> str:
     return _device(device_id, "heartbeat")
+
+
+def command(device_id: str) -> str:
+    return _device(device_id, "cmd")
 
 
 def device_root(device_id: str) -> str:

@@ -70,7 +70,8 @@ class Mosquitto:
         acl.write_text(
             f"user {HUB_USER}\ntopic readwrite xl/v1/#\n\n"
             "pattern write xl/v1/dev/%u/event\npattern write xl/v1/dev/%u/status\n"
-            "pattern write xl/v1/dev/%u/heartbeat\npattern read xl/v1/dev/%u/ack\npattern read xl/v1/hub/status\n")
+            "pattern write xl/v1/dev/%u/heartbeat\npattern read xl/v1/dev/%u/ack\npattern read xl/v1/dev/%u/cmd\n"
+            "pattern read xl/v1/hub/status\n")
         conf = self.folder / "mosquitto.conf"
         conf.write_text(
             f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to a user that cannot read tmp
@@ -193,6 +194,16 @@ class Hub(Proc):
         req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
         if token:
             req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    def post(self, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", method="POST",
+                                     data=json.dumps(body or {}).encode(),
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 return resp.status, json.load(resp)

@@ -122,3 +122,22 @@ def test_corrupted_and_truncated_frames_are_counted_and_dropped(tmp_path):
     finally:
         link.stop()
         sim.stop()
+
+
+def test_accepting_the_alarm_on_the_hub_lights_help_coming(pillar_env):
+    hub, edge, sim = pillar_env
+    hub.cli("user", "add", "--config", str(hub.config), "op", "--role", "operator", "--password-stdin",
+            stdin="operator password 1\n")
+    hub.cli("user", "add", "--config", str(hub.config), "viewer", "--role", "viewer", "--password-stdin",
+            stdin="viewer password 12\n")
+    token = hub.cli("token", "create", "--config", str(hub.config), "op")
+    viewer = hub.cli("token", "create", "--config", str(hub.config), "viewer")
+    sim.click()
+    wait_for(lambda: sim.led == sf.Led.ALARM_RECEIVED, 10, "LED 'alarm received'")
+    with hub.engine.connect() as conn:
+        alarm_id = conn.exec_driver_sql("SELECT id FROM events WHERE type = 'alarm'").scalar()
+    assert hub.post(f"/api/v1/alarms/{alarm_id}/accept", viewer)[0] == 403
+    assert hub.post("/api/v1/alarms/0190a0b0-0000-7000-8000-000000000000/accept", token)[0] == 404
+    status, body = hub.post(f"/api/v1/alarms/{alarm_id}/accept", token)
+    assert status == 202 and body["device_id"] == edge.device_id
+    wait_for(lambda: sim.led == sf.Led.HELP_COMING, 10, "LED 'help coming'")

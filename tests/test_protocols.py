@@ -93,3 +93,12 @@ def test_other_messages_round_trip():
     with pytest.raises(ProtocolError):
         decode_heartbeat(b'{"schema_version":1,"ts":1700000000,"uptime_s":1,"disk_free_bytes":1,'
                          b'"outbox_depth":-1,"cameras":{}}')
+
+
+def test_command_round_trip():
+    from protocols.messages import Command, decode_command, encode_command
+    cmd = Command(command="help_coming", ts=1.7e9, alarm_id=EventIdGenerator().new())
+    assert decode_command(encode_command(cmd)) == cmd
+    with pytest.raises(ProtocolError):
+        decode_command(b'{"schema_version": 1, "command": "self_destruct", "ts": 1700000000}')
+    assert topics.parse_device_topic(topics.command(DEV)) == (DEV, "cmd")
