@@ -146,17 +146,49 @@ def device() -> None:
 @click.option("--model", help="Hardware model.")
 @click.option("--password-file", type=click.Path(dir_okay=False),
               help="Write the device's MQTT password here (mode 0600) instead of printing it.")
+@click.option("--template", type=click.Path(dir_okay=False, exists=True),
+              help="Device config template (firmware_configs/*.yaml) to fill in for this device.")
+@click.option("--out-config", type=click.Path(dir_okay=False),
+              help="Where to write the filled-in config (with --template); the password file goes beside it.")
+@click.option("--broker-url", help="Broker URL for the device config, e.g. mqtts://hub.example:8883.")
+@click.option("--lat", type=float, help="Latitude for the device config.")
+@click.option("--lon", type=float, help="Longitude for the device config.")
+@click.option("--address", help="Address for the device config.")
 def device_add(config_file: str, device_id: str, kind: str, name: str, grid_code: str | None,
-               model: str | None, password_file: str | None) -> None:
-    """Register a device and make its MQTT password."""
+               model: str | None, password_file: str | None, template: str | None, out_config: str | None,
+               broker_url: str | None, lat: float | None, lon: float | None, address: str | None) -> None:
+    """Register a device and make its MQTT password; optionally fill in its config template."""
+    from pathlib import Path
+
     from .auth import new_device_secret
+    from .devconfig import render
     from .registry import RegistryError, add_device
+    if bool(template) != bool(out_config):
+        raise click.ClickException("--template and --out-config go together")
+    values: dict = {}
+    if template:
+        values = {"device.id": device_id, "device.kind": kind, "device.name": name,
+                  "broker.password_file": Path(out_config).stem + ".mqtt-password"}
+        for key, value in (("device.grid_code", grid_code), ("device.model", model), ("broker.url", broker_url),
+                           ("device.location.latitude", lat), ("device.location.longitude", lon),
+                           ("device.location.address", address)):
+            if value is not None:
+                values[key] = value
+        try:
+            text, _ = render(Path(template).read_text(encoding="utf-8"), values, out_config)
+        except (ValueError, ConfigError) as exc:
+            raise click.ClickException(f"the filled-in template is not valid:\n{exc}") from None
+        password_file = str(Path(out_config).parent / values["broker.password_file"])
     engine = _engine(config_file)
     try:
-        add_device(engine, device_id, kind=kind, name=name, grid_code=grid_code, model=model)
+        add_device(engine, device_id, kind=kind, name=name, grid_code=grid_code, model=model, latitude=lat,
+                   longitude=lon, address=address)
     except (RegistryError, ProtocolError) as exc:
         raise click.ClickException(str(exc)) from None
     secret = new_device_secret(engine, device_id)
+    if template:
+        Path(out_config).write_text(text, encoding="utf-8")
+        click.echo(f"device config written to {out_config}")
     if password_file:
         _write_secret(password_file, secret)
         click.echo(f"device {device_id} registered; MQTT password written to {password_file}")

@@ -85,3 +85,30 @@ def test_run_without_password_file_says_which_file(tmp_path):
     result = subprocess.run([BIN / "xl-edge", "run", "--config", path], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "mqtt-password" in result.stderr and "broker.password_file" in result.stderr
+
+
+def test_device_add_fills_in_the_template_with_credentials(tmp_path):
+    hub_cfg = tmp_path / "hub.yaml"
+    hub_cfg.write_text("database:\n  url: sqlite:///hub.db\n")
+    out = tmp_path / "site" / "pillar7.yaml"
+    out.parent.mkdir()
+    result = subprocess.run(
+        [BIN / "xl-hub", "device", "add", "--config", hub_cfg, "33010200001340000007", "--kind", "alarm-pillar",
+         "--name", "祠堂报警柱", "--grid", "330102001001002", "--template", TEMPLATES / "alarm-pillar.yaml",
+         "--out-config", out, "--broker-url", "mqtts://hub.example:8883", "--lat", "30.1", "--lon", "120.2"],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    cfg = load_config(out)
+    assert (cfg.device.id, cfg.device.name, cfg.device.grid_code) == ("33010200001340000007", "祠堂报警柱",
+                                                                     "330102001001002")
+    assert cfg.broker.url == "mqtts://hub.example:8883" and cfg.device.location.latitude == 30.1
+    assert len(cfg.mqtt_password()) >= 24 and (out.parent / "pillar7.mqtt-password").stat().st_mode & 0o077 == 0
+    assert "# 20-digit GB/T 28181-style id" in out.read_text()  # comments kept
+    # a kind that does not fit the template's id type is refused and registers nothing
+    bad = subprocess.run(
+        [BIN / "xl-hub", "device", "add", "--config", hub_cfg, "33010200001310000008", "--kind", "alarm-pillar",
+         "--name", "x", "--template", TEMPLATES / "alarm-pillar.yaml", "--out-config", tmp_path / "bad.yaml"],
+        capture_output=True, text=True)
+    assert bad.returncode == 1 and "needs device type code 134" in bad.stderr
+    listed = subprocess.run([BIN / "xl-hub", "device", "list", "--config", hub_cfg], capture_output=True, text=True)
+    assert "33010200001310000008" not in listed.stdout and "33010200001340000007" in listed.stdout
