@@ -144,22 +144,30 @@ def pillar_sim(link: str, script: str, repeat: float, interactive: bool) -> None
 @click.option("--port", required=True, help="Serial port of the device's console (e.g. /dev/ttyUSB0).")
 @click.option("--baudrate", default=115200, show_default=True)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the device.")
+@click.option("--target", type=click.Choice(["agent", "mcu"]), default="agent", show_default=True,
+              help="agent: the edge agent's config on its console; mcu: a pillar MCU's parameters on its port.")
 @click.argument("config_file", type=click.Path(dir_okay=False, exists=True))
-def flash(port: str, baudrate: int, timeout: float, config_file: str) -> None:
+def flash(port: str, baudrate: int, timeout: float, target: str, config_file: str) -> None:
     """Check CONFIG_FILE, send it to the device on PORT, and verify it by reading it back.
 
     The config gets the same checks as check-config first; a config with an error is not sent.
     """
+    from .config import parse_mcu_params
     from .flash import FlashError, flash_config
+    from .provision import TARGET_AGENT, TARGET_MCU
     try:
-        load_config(config_file)
+        if target == "agent":
+            load_config(config_file)
+        else:
+            parse_mcu_params(open(config_file, encoding="utf-8").read(), config_file)
     except ConfigError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
         raise click.ClickException("not flashed: the config has errors") from None
     data = open(config_file, "rb").read()
     try:
-        flash_config(port, baudrate, data, timeout=timeout, progress=lambda m: click.echo(m, err=True))
+        flash_config(port, baudrate, data, timeout=timeout, target=TARGET_AGENT if target == "agent" else TARGET_MCU,
+                     progress=lambda m: click.echo(m, err=True))
     except FlashError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"flashed and verified {len(data)} bytes on {port}")

@@ -104,6 +104,7 @@ class PillarSection(BaseModel):
                                                     "alarm with a press count", ge=0, le=600)
     siren_on_press: bool = Field(False, description="Sound the siren at once when the button is pressed")
     siren_duration_s: int = Field(30, description="How long the siren sounds", ge=1, le=600)
+    strobe_on_press: bool = Field(True, description="Flash the strobe light at once when the button is pressed")
     volume: int = Field(80, description="Speaker volume in percent", ge=0, le=100)
     mcu_timeout_s: float = Field(5.0, description="No MCU heartbeat for this long is an mcu_lost event",
                                  ge=1, le=600)
@@ -178,3 +179,16 @@ def load_config(path: str | Path) -> EdgeConfig:
         raise configdoc.ConfigError([configdoc.ConfigIssue(str(path), 0, "", None,
                                                            f"cannot read: {exc.strerror}")]) from None
     return parse_config(text, str(path))
+
+
+class McuParams(BaseModel):
+    """Parameters of the pillar's microcontroller, flashed with `xl-edge flash --target mcu`."""
+
+    model_config = _STRICT
+    debounce_ms: int = Field(30, description="Button presses closer than this are contact bounce", ge=5, le=500)
+    siren_duration_s: int = Field(30, description="Siren duration when the MCU sounds it on its own", ge=1, le=600)
+    heartbeat_s: float = Field(1.0, description="Seconds between MCU heartbeats", ge=0.2, le=60)
+
+
+def parse_mcu_params(text: str, filename: str) -> McuParams:
+    return configdoc.load(text, filename, McuParams)

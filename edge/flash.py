@@ -41,14 +41,14 @@ class _Session:
         return None
 
 
-def send_config(port: str, baudrate: int, data: bytes, *, timeout: float = 30) -> tuple[int, str]:
+def send_config(port: str, baudrate: int, data: bytes, *, timeout: float = 30, target: int = 0) -> tuple[int, str]:
     """Send ``data`` as is (no checks here: the device checks it) and return the device's
     (code, message)."""
     with _Session(port, baudrate) as s:
         deadline = time.monotonic() + timeout
         if not s.link.connected.wait(timeout):
             raise FlashError(f"cannot open {port}")
-        s.link.send(sf.MsgType.CFG_BEGIN, struct.pack(">BIH", 0, len(data), sf.crc16(data)))
+        s.link.send(sf.MsgType.CFG_BEGIN, struct.pack(">BIH", target, len(data), sf.crc16(data)))
         for offset in range(0, len(data), CHUNK):
             s.link.send(sf.MsgType.CFG_CHUNK, struct.pack(">I", offset) + data[offset:offset + CHUNK])
         s.link.send(sf.MsgType.CFG_COMMIT)
@@ -58,14 +58,14 @@ def send_config(port: str, baudrate: int, data: bytes, *, timeout: float = 30) -
         return result.payload[0], result.payload[1:].decode("utf-8", "replace")
 
 
-def read_config(port: str, baudrate: int, *, timeout: float = 30) -> bytes:
+def read_config(port: str, baudrate: int, *, timeout: float = 30, target: int = 0) -> bytes:
     """Read the device's active config back."""
     with _Session(port, baudrate) as s:
         deadline = time.monotonic() + timeout
         out = bytearray()
         total = None
         while total is None or len(out) < total:
-            s.link.send(sf.MsgType.CFG_READ, struct.pack(">BIB", 0, len(out), 240))
+            s.link.send(sf.MsgType.CFG_READ, struct.pack(">BIB", target, len(out), 240))
             reply = s.wait(sf.MsgType.CFG_DATA, min(deadline, time.monotonic() + 1.0))
             if reply is None:
                 if time.monotonic() >= deadline:
@@ -77,14 +77,14 @@ def read_config(port: str, baudrate: int, *, timeout: float = 30) -> bytes:
         return bytes(out)
 
 
-def flash_config(port: str, baudrate: int, data: bytes, *, timeout: float = 60,
+def flash_config(port: str, baudrate: int, data: bytes, *, timeout: float = 60, target: int = 0,
                  progress: Callable[[str], None] = lambda m: None) -> None:
     progress(f"sending {len(data)} bytes to {port}")
-    code, message = send_config(port, baudrate, data, timeout=timeout)
+    code, message = send_config(port, baudrate, data, timeout=timeout, target=target)
     if code != 0:
         raise FlashError(f"the device refused the config: {message}")
     progress(f"device: {message}; reading back")
-    back = read_config(port, baudrate, timeout=timeout)
+    back = read_config(port, baudrate, timeout=timeout, target=target)
     if back != data:
         raise FlashError(f"read-back differs: sent {len(data)} bytes, read {len(back)}")
     progress("read-back matches")

@@ -96,6 +96,8 @@ class Pillar:
             self._alarm_id, self._alarm_started, self._presses = ev.id, now, 1
         self.counters["alarms"] += 1
         self._set_led(sf.Led.ALARM_SENT)
+        if self.cfg.strobe_on_press:
+            self.link.send(sf.MsgType.STROBE, b"\x01")
         if self.cfg.siren_on_press:
             self.link.send(sf.MsgType.SIREN, sf.siren(True, self.cfg.siren_duration_s))
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from protocols import serial as sf
 
+from .config import McuParams, parse_mcu_params
+from .provision import TARGET_MCU, ConfigReceiver, check_document
 from .serial_link import SerialLink
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,12 @@ class PillarSim:
         self.heartbeats.set()
         self.received: list[tuple[float, sf.MsgType, bytes]] = []
         self.led: sf.Led = sf.Led.IDLE
+        self.params = McuParams()
+        self._params_doc = b"# defaults\n"
+        self._last_press = -1e9
+        self.config = ConfigReceiver(
+            TARGET_MCU, lambda t, p: self._send(t, p), store=self._store_params, load=lambda: self._params_doc,
+            check=lambda data: check_document(data, lambda text: parse_mcu_params(text, "<mcu params>")))
         self._t0 = time.monotonic()
         self._fds: tuple[int, int] | None = None
         self._link_obj: SerialLink | None = None
@@ -120,6 +128,10 @@ class PillarSim:
         self._link_obj.send(msg_type, payload)
 
     def press(self) -> None:
+        now = time.monotonic()
+        if (now - self._last_press) * 1000 < self.params.debounce_ms:
+            return  # contact bounce
+        self._last_press = now
         self._send(sf.MsgType.BUTTON, sf.button(True, self.tick()))
 
     def release(self) -> None:
@@ -146,8 +158,15 @@ class PillarSim:
     def counters(self) -> dict[str, int]:
         return self._link_obj.counters_all() if self._link_obj else {}
 
+    def _store_params(self, data: bytes) -> None:
+        self.params = parse_mcu_params(data.decode(), "<mcu params>")
+        self._params_doc = data
+        self.heartbeat_s = self.params.heartbeat_s
+
     def _on_frame(self, frame: sf.Frame) -> None:
         self.received.append((time.monotonic(), frame.type, frame.payload))
+        if self.config.handle(frame):
+            return
         if frame.type == sf.MsgType.LED:
             self.led = sf.Led(frame.payload[0])
         logger.info("pillar-sim: %s %s", frame.type.name, frame.payload.hex())

@@ -24,6 +24,7 @@ from .serial_link import SerialLink
 logger = logging.getLogger(__name__)
 
 TARGET_AGENT = 0
+TARGET_MCU = 1
 MAX_CONFIG_BYTES = 256 * 1024
 
 
@@ -48,36 +49,31 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-class ProvisioningServer:
-    def __init__(self, port: str, baudrate: int, config_path: Path, on_new_config: Callable[[], None]):
-        self.config_path = config_path
-        self.on_new_config = on_new_config
-        self.link = SerialLink(port, baudrate, self._on_frame, name="provisioning")
+class ConfigReceiver:
+    """Takes one config document over CFG_* frames for one target: assembles the chunks,
+    checks size and CRC, asks ``check`` (returns an error message or None), then ``store``;
+    answers CFG_READ from ``load``. Used by the agent (target 0) and the MCU (target 1)."""
+
+    def __init__(self, target: int, send: Callable[[sf.MsgType, bytes], object], *,
+                 check: Callable[[bytes], str | None], store: Callable[[bytes], None], load: Callable[[], bytes],
+                 on_stored: Callable[[], None] = lambda: None):
+        self.target = target
+        self.on_stored = on_stored
+        self.send, self.check, self.store, self.load = send, check, store, load
         self.counters = {"accepted": 0, "refused": 0}
         self._buf = bytearray()
         self._expect: tuple[int, int] | None = None  # total, crc
         self._error: str | None = None
 
-    def start(self) -> None:
-        self.link.start()
-
-    def stop(self) -> None:
-        self.link.stop()
-
-    def alive(self) -> bool:
-        return self.link.alive()
-
-    def _result(self, code: int, message: str) -> None:
-        self.link.send(sf.MsgType.CFG_RESULT, bytes((code,)) + message.encode()[:240])
-
-    def _on_frame(self, frame: sf.Frame) -> None:
+    def handle(self, frame: sf.Frame) -> bool:
+        """Handle a CFG_* frame; False if it is not one."""
         p = frame.payload
         if frame.type == sf.MsgType.CFG_BEGIN:
             target, total, crc = struct.unpack(">BIH", p)
             self._buf.clear()
             self._error = None
-            if target != TARGET_AGENT:
-                self._error = f"target {target} is not this agent's config"
+            if target != self.target:
+                self._error = f"target {target} is not served on this port (it serves {self.target})"
             elif total > MAX_CONFIG_BYTES:
                 self._error = f"config of {total} bytes is larger than {MAX_CONFIG_BYTES}"
             self._expect = (total, crc)
@@ -91,9 +87,15 @@ class ProvisioningServer:
             self._commit()
         elif frame.type == sf.MsgType.CFG_READ:
             target, offset, length = struct.unpack(">BIB", p)
-            data = self.config_path.read_bytes() if target == TARGET_AGENT else b""
-            self.link.send(sf.MsgType.CFG_DATA, struct.pack(">II", offset, len(data)) +
-                           data[offset:offset + min(length, sf.MAX_PAYLOAD - 8)])
+            data = self.load() if target == self.target else b""
+            self.send(sf.MsgType.CFG_DATA, struct.pack(">II", offset, len(data)) +
+                      data[offset:offset + min(length, sf.MAX_PAYLOAD - 8)])
+        else:
+            return False
+        return True
+
+    def _result(self, code: int, message: str) -> None:
+        self.send(sf.MsgType.CFG_RESULT, bytes((code,)) + message.encode()[:240])
 
     def _refuse(self, message: str) -> None:
         self.counters["refused"] += 1
@@ -110,14 +112,47 @@ class ProvisioningServer:
             return self._refuse(self._error)
         if len(data) != total or sf.crc16(data) != crc:
             return self._refuse(f"received {len(data)} of {total} bytes or a bad CRC")
-        try:
-            parse_config(data.decode("utf-8"), str(self.config_path))
-        except UnicodeDecodeError:
-            return self._refuse("the config is not UTF-8")
-        except ConfigError as exc:
-            return self._refuse("; ".join(f"line {i.line}: {str(i).split(': ', 1)[-1]}" for i in exc.issues))
-        write_atomically(self.config_path, data)
+        error = self.check(data)
+        if error:
+            return self._refuse(error)
+        self.store(data)
         self.counters["accepted"] += 1
+        self._result(0, "ok")
+        self.on_stored()
+
+
+def check_document(data: bytes, parse: Callable[[str], object]) -> str | None:
+    """The same checks as check-config, as one message for CFG_RESULT (None if valid)."""
+    try:
+        parse(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "the config is not UTF-8"
+    except ConfigError as exc:
+        return "; ".join(f"line {i.line}: {str(i).split(': ', 1)[-1]}" for i in exc.issues)
+    return None
+
+
+class ProvisioningServer:
+    def __init__(self, port: str, baudrate: int, config_path: Path, on_new_config: Callable[[], None]):
+        self.config_path = config_path
+        self.on_new_config = on_new_config
+        self.link = SerialLink(port, baudrate, self._on_frame, name="provisioning")
+        self.receiver = ConfigReceiver(
+            TARGET_AGENT, self.link.send, store=self._store, load=config_path.read_bytes, on_stored=on_new_config,
+            check=lambda data: check_document(data, lambda text: parse_config(text, str(config_path))))
+
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def alive(self) -> bool:
+        return self.link.alive()
+
+    def _on_frame(self, frame: sf.Frame) -> None:
+        self.receiver.handle(frame)
+
+    def _store(self, data: bytes) -> None:
+        write_atomically(self.config_path, data)
         logger.info("provisioning: new config written to %s (%d bytes); restarting", self.config_path, len(data))
-        self._result(0, "ok; restarting")
-        self.on_new_config()

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from edge.cli import main as edge_main
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, McuParams
 from hub.cli import main as hub_main
 from hub.config import HubConfig
 from protocols.configdoc import _unwrap_model
@@ -44,7 +44,7 @@ def _fields(model: type[BaseModel], path=""):
 
 
 @pytest.mark.parametrize("model, template", [(EdgeConfig, "camera-box.yaml"), (EdgeConfig, "alarm-pillar.yaml"),
-                                             (HubConfig, "hub.yaml")])
+                                             (HubConfig, "hub.yaml"), (McuParams, "pillar-mcu.yaml")])
 def test_every_config_field_is_described_and_in_the_template(model, template):
     text = (ROOT / "firmware_configs" / template).read_text()
     for path, name, info in _fields(model):

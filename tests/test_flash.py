@@ -71,3 +71,30 @@ def test_a_bad_config_is_refused_by_the_flasher_and_by_the_device(flash_env, tmp
     code, message = send_config(cable.a, 115200, b"device: [unclosed", timeout=30)
     assert code != 0 and "YAML" in message
     assert edge.running() and edge.config.read_bytes() == old
+
+
+def test_mcu_parameters_are_flashed_the_same_way(tmp_path):
+    from edge.pillar_sim import PillarSim
+    from pathlib import Path
+
+    sim = PillarSim(tmp_path / "ttyMCU", heartbeat_s=5)
+    sim.start()
+    try:
+        params = Path(__file__).resolve().parent.parent / "firmware_configs" / "pillar-mcu.yaml"
+        new = tmp_path / "mcu.yaml"
+        new.write_text(params.read_text().replace("debounce_ms: 30", "debounce_ms: 250"))
+        ok = subprocess.run([BIN / "xl-edge", "flash", "--target", "mcu", "--port", str(tmp_path / "ttyMCU"),
+                             str(new)], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+        assert sim.params.debounce_ms == 250
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("debounce_ms: 1\n")
+        refused = subprocess.run([BIN / "xl-edge", "flash", "--target", "mcu", "--port", str(tmp_path / "ttyMCU"),
+                                  str(bad)], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "debounce_ms = 1" in refused.stderr
+        code, message = send_config(str(tmp_path / "ttyMCU"), 115200, bad.read_bytes(), target=1)
+        assert code == 1 and "greater than or equal to 5" in message
+        assert sim.params.debounce_ms == 250
+        assert read_config(str(tmp_path / "ttyMCU"), 115200, target=1) == new.read_bytes()
+    finally:
+        sim.stop()

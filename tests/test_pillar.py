@@ -46,6 +46,7 @@ def test_a_press_reaches_the_hub_as_one_alarm_and_the_led_follows(pillar_env):
     sim.click()
     wait_for(lambda: len(_alarms(hub)) == 1, 10, "the alarm on the hub")
     wait_for(lambda: sim.led == sf.Led.ALARM_RECEIVED, 10, "LED 'alarm received'")
+    assert any(t == sf.MsgType.STROBE and p == b"\x01" for _, t, p in sim.received)
     leds = [p[0] for _, t, p in sim.received if t == sf.MsgType.LED]
     assert leds[-2:] == [sf.Led.ALARM_SENT, sf.Led.ALARM_RECEIVED]
     time.sleep(1)
