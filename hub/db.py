@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
+from . import db_dispatch
+
 metadata = sa.MetaData()
 
 devices = sa.Table(
@@ -74,6 +76,12 @@ meta = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(256), nullable=False),
 )
+
+_dispatch = db_dispatch.define(metadata)
+areas, grids, people, person_roles = (_dispatch[k] for k in ("areas", "grids", "people", "person_roles"))
+tickets, ticket_transitions, notifications = (_dispatch[k] for k in ("tickets", "ticket_transitions",
+                                                                     "notifications"))
+calendar_days, audit_log = _dispatch["calendar_days"], _dispatch["audit_log"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -1,0 +1,238 @@
+"""The dispatch queue: tickets through 上报 → 已分拨 → 已受理 → 处置中 → 处置完毕 → 核查通过/核查退回 → 归档,
+with 退回, 移交, 合并 and 作废; routing to grids, SLA clocks per level and escalation village →
+town → county (小事不出村、大事不出镇). Plain functions over the database: the web layer, the API,
+the MQTT ingest and the tests all call these.
+
+Every change of a ticket is one transaction that updates the ticket only if it is still in
+the state the change starts from (so of two operators accepting at once exactly one wins) and
+writes a transition row: actor, action, from, to, level, reason, time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .db import areas, devices, grids, notifications, ticket_transitions, tickets
+from .worktime import Calendar
+
+STATES = {
+    "reported": "上报", "dispatched": "已分拨", "accepted": "已受理", "handling": "处置中",
+    "resolved": "处置完毕", "verified": "核查通过", "returned": "核查退回", "archived": "归档",
+    "merged": "合并", "void": "作废",
+}
+OPEN_STATES = ("reported", "dispatched", "accepted", "handling", "resolved", "returned")
+LEVELS = ("village", "town", "county")
+
+#: action -> (states it may start from, state it leads to); None keeps the state
+ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "dispatch": (("reported",), "dispatched"),                          # 分拨
+    "send_back": (("dispatched", "accepted"), "reported"),              # 退回 to the dispatcher
+    "accept": (("dispatched",), "accepted"),                            # 受理
+    "start": (("accepted", "returned"), "handling"),                    # 处置
+    "resolve": (("handling",), "resolved"),                             # 处置完毕
+    "verify": (("resolved",), "verified"),                              # 核查通过
+    "reject": (("resolved",), "returned"),                              # 核查退回
+    "archive": (("verified",), "archived"),                             # 归档
+    "transfer": (("dispatched", "accepted", "handling"), "dispatched"),  # 移交
+    "merge": (("reported", "dispatched"), "merged"),                    # 合并
+    "void": (("reported", "dispatched"), "void"),                       # 作废
+    "urge": (OPEN_STATES, None),                                        # 催办
+    "supervise": (OPEN_STATES, None),                                   # 督办
+}
+
+
+class DispatchError(Exception):
+    """A ticket change that is not allowed."""
+
+
+class Conflict(DispatchError):
+    """The ticket changed under us (for example: someone else accepted it first)."""
+
+
+@dataclass(frozen=True)
+class Sla:
+    accept_min: float
+    resolve_min: float
+    working_time: bool = True
+
+
+#: default SLA per level; urgent tickets (panic button) run on wall-clock minutes
+DEFAULT_SLA = {
+    ("normal", "village"): Sla(240, 3 * 480), ("normal", "town"): Sla(240, 3 * 480),
+    ("normal", "county"): Sla(480, 5 * 480),
+    ("urgent", "village"): Sla(5, 60, False), ("urgent", "town"): Sla(5, 60, False),
+    ("urgent", "county"): Sla(5, 60, False),
+}
+URGENT_TARGETS = ("police_station", "town_centre", "county_centre")
+
+
+def _sla(severity: str, level: str, rules: dict | None) -> Sla:
+    return (rules or DEFAULT_SLA).get((severity, level)) or DEFAULT_SLA[(severity, level)]
+
+
+def _dues(cal: Calendar, sla: Sla, start: float) -> tuple[float, float]:
+    if sla.working_time:
+        return cal.add(start, sla.accept_min), cal.add(start, sla.resolve_min)
+    return start + sla.accept_min * 60, start + sla.resolve_min * 60
+
+
+def _transition_row(conn, ticket_id: int, actor: str, action: str, frm: str, to: str, level: str,
+                    reason: str | None, at: float) -> None:
+    conn.execute(ticket_transitions.insert().values(ticket_id=ticket_id, actor=actor, action=action,
+                                                    from_state=frm, to_state=to, level=level, reason=reason, at=at))
+
+
+def _notify(conn, ticket_id: int, target: str, scope: str | None, reason: str, at: float) -> None:
+    conn.execute(notifications.insert().values(ticket_id=ticket_id, target=target, scope_code=scope, reason=reason,
+                                               created_at=at))
+
+
+def village_of(conn, grid_code: str | None) -> str | None:
+    if grid_code is None:
+        return None
+    return conn.execute(sa.select(grids.c.village_code).where(grids.c.code == grid_code)).scalar()
+
+
+def area_chain(conn, village_code: str | None) -> dict[str, str]:
+    """{"village": code, "town": code, "county": code} for a village."""
+    chain: dict[str, str] = {}
+    code = village_code
+    while code:
+        row = conn.execute(sa.select(areas.c.level, areas.c.parent_code).where(areas.c.code == code)).first()
+        if row is None:
+            break
+        chain[row.level] = code
+        code = row.parent_code
+    return chain
+
+
+def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, actor: str = "system",
+                  severity: str = "normal", description: str | None = None, grid_code: str | None = None,
+                  device_id: str | None = None, event_id: str | None = None, now: float | None = None,
+                  calendar: Calendar | None = None, sla_rules: dict | None = None) -> int | None:
+    """Report a matter (上报) and route it (分拨) to its grid's village level at once; an urgent one
+    notifies the police station, town centre and county centre together. Returns the ticket id,
+    or None if a ticket for ``event_id`` exists already (ingest may see an event twice)."""
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        if event_id and conn.execute(sa.select(tickets.c.id).where(tickets.c.event_id == event_id)).first():
+            return None
+        if grid_code is None and device_id:
+            grid_code = conn.execute(sa.select(devices.c.grid_code).where(devices.c.id == device_id)).scalar()
+        village = village_of(conn, grid_code)
+        cal = calendar or Calendar.load(conn)
+        accept_due, resolve_due = _dues(cal, _sla(severity, "village", sla_rules), now)
+        ticket_id = conn.execute(tickets.insert().values(
+            category=category, severity=severity, state="dispatched", level="village", title=title,
+            description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
+            village_code=village, created_at=now, accept_due=accept_due, resolve_due=resolve_due,
+        )).inserted_primary_key[0]
+        _transition_row(conn, ticket_id, actor, "report", "reported", "reported", "village", None, now)
+        _transition_row(conn, ticket_id, "system", "dispatch", "reported", "dispatched", "village",
+                        f"grid {grid_code}" if grid_code else "no grid", now)
+        _notify(conn, ticket_id, "grid_workers", grid_code, "dispatched", now)
+        if severity == "urgent":
+            chain = area_chain(conn, village)
+            for target, level in zip(URGENT_TARGETS, ("town", "town", "county")):
+                _notify(conn, ticket_id, target, chain.get(level), "urgent", now)
+        return int(ticket_id)
+
+
+def get_ticket(engine: sa.Engine, ticket_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: str | None = None,
+        grid_code: str | None = None, merged_into: int | None = None, now: float | None = None,
+        calendar: Calendar | None = None, sla_rules: dict | None = None) -> dict[str, Any]:
+    """Apply ``action`` to a ticket; raise ``DispatchError`` if it is not allowed from the
+    ticket's state and ``Conflict`` if another change won the race. Returns the new ticket."""
+    if action not in ACTIONS:
+        raise DispatchError(f"unknown action {action!r}")
+    sources, target = ACTIONS[action]
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+        if row is None:
+            raise DispatchError(f"no ticket {ticket_id}")
+        state = row["state"]
+        if state not in sources:
+            raise DispatchError(f"cannot {action} a ticket that is {state} ({STATES[state]})")
+        if action in ("send_back", "reject", "void", "transfer") and not reason:
+            raise DispatchError(f"{action} needs a reason")
+        values: dict[str, Any] = {}
+        new_state = target or state
+        if target:
+            values["state"] = target
+        if action == "accept":
+            values.update(accepted_at=now, assignee=actor)
+        elif action == "resolve":
+            values["resolved_at"] = now
+        elif action in ("archive", "merge", "void"):
+            values["closed_at"] = now
+        elif action == "urge":
+            values["urge_count"] = row["urge_count"] + 1
+        elif action == "supervise":
+            values["supervise_count"] = row["supervise_count"] + 1
+        if action == "merge":
+            if merged_into is None or merged_into == ticket_id:
+                raise DispatchError("merge needs another ticket to merge into")
+            values["merged_into"] = merged_into
+        if action == "transfer":
+            if grid_code is None:
+                raise DispatchError("transfer needs the grid to hand the ticket to")
+            village = village_of(conn, grid_code)
+            if village is None:
+                raise DispatchError(f"no grid {grid_code}")
+            cal = calendar or Calendar.load(conn)
+            accept_due, resolve_due = _dues(cal, _sla(row["severity"], row["level"], sla_rules), now)
+            values.update(grid_code=grid_code, village_code=village, assignee=None, accepted_at=None,
+                          accept_due=accept_due, resolve_due=resolve_due)
+        # conditional update: only if nobody changed the ticket since we read it
+        result = conn.execute(tickets.update().where(tickets.c.id == ticket_id).where(tickets.c.state == state)
+                              .where(tickets.c.urge_count == row["urge_count"])
+                              .where(tickets.c.supervise_count == row["supervise_count"]).values(**values))
+        if result.rowcount != 1:
+            raise Conflict(f"ticket {ticket_id} was changed by someone else; reload it")
+        _transition_row(conn, ticket_id, actor, action, state, new_state, row["level"], reason, now)
+        if action == "transfer":
+            _notify(conn, ticket_id, "grid_workers", grid_code, "transferred", now)
+        return dict(conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first())
+
+
+def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: Calendar | None = None,
+                     sla_rules: dict | None = None) -> list[int]:
+    """Move tickets whose accept or resolve clock has run out one level up (village → town →
+    county), with a fresh clock for the new level, and notify that level. The lower level's
+    record keeps the miss (its transition row); the new level starts clean. Returns the ids."""
+    now = time.time() if now is None else now
+    moved = []
+    with engine.begin() as conn:
+        cal = calendar or Calendar.load(conn)
+        late = conn.execute(sa.select(tickets).where(tickets.c.level != "county").where(sa.or_(
+            sa.and_(tickets.c.state == "dispatched", tickets.c.accept_due < now),
+            sa.and_(tickets.c.state.in_(("accepted", "handling", "returned")), tickets.c.resolve_due < now),
+        ))).mappings().all()
+        for t in late:
+            level = LEVELS[LEVELS.index(t["level"]) + 1]
+            missed = "accept" if t["state"] == "dispatched" else "resolve"
+            accept_due, resolve_due = _dues(cal, _sla(t["severity"], level, sla_rules), now)
+            values: dict[str, Any] = {"level": level, "resolve_due": resolve_due}
+            if missed == "accept":
+                values["accept_due"] = accept_due
+            done = conn.execute(tickets.update().where(tickets.c.id == t["id"]).where(tickets.c.level == t["level"])
+                                .where(tickets.c.state == t["state"]).values(**values)).rowcount
+            if done != 1:
+                continue
+            _transition_row(conn, t["id"], "system", "escalate", t["state"], t["state"], level,
+                            f"{t['level']} missed the {missed} deadline", now)
+            chain = area_chain(conn, t["village_code"])
+            _notify(conn, t["id"], f"{level}_centre", chain.get(level), f"escalated:{missed}", now)
+            moved.append(int(t["id"]))
+    return moved
