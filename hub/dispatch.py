@@ -142,6 +142,11 @@ def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, 
         return int(ticket_id)
 
 
+def ticket_for_event(engine: sa.Engine, event_id: str) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(tickets.c.id).where(tickets.c.event_id == event_id)).scalar()
+
+
 def get_ticket(engine: sa.Engine, ticket_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first()

@@ -26,7 +26,7 @@ from protocols import ProtocolError, topics
 from protocols.messages import (Command, Event, decode_event, decode_heartbeat, decode_status, encode_ack,
                                 encode_command, encode_hub_status)
 
-from . import eventlog, registry
+from . import dispatch, eventlog, registry
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +187,20 @@ class Ingest:
         self.counters["events_new"] += new
         self.counters["events_duplicate"] += len(events) - new
         self._ack(events.values())
+        for ev in events.values():
+            if ev.type == "alarm":
+                self._open_alarm_ticket(ev)
+
+    def _open_alarm_ticket(self, ev: Event) -> None:
+        """Every alarm opens an urgent ticket (once per event id), after the ack so that the
+        pillar's "received" LED never waits for it."""
+        try:
+            dispatch.create_ticket(self.engine, category="alarm", severity="urgent", source="alarm",
+                                   title="报警柱求助 / panic button", device_id=ev.device_id, event_id=ev.id,
+                                   now=time.time())
+        except sa.exc.SQLAlchemyError:
+            self.counters["db_errors"] += 1
+            logger.exception("device=%s cannot open a ticket for alarm %s", ev.device_id, ev.id)
 
     def send_command(self, device_id: str, cmd: Command) -> bool:
         """Publish a command to a device (QoS 1); False if the broker is not connected."""

@@ -61,11 +61,11 @@ def document(version: str) -> dict[str, Any]:
                         "next_cursor": {"type": ["string", "null"]}}}}}},
                               "400": err("Bad filter"), "401": err("No or bad token")}}},
             "/api/v1/alarms/{alarm_id}/accept": {"post": {
-                "summary": "Accept an alarm: the pillar's LED shows 'help coming' (operators and admins)",
+                "summary": "Accept an alarm's ticket (one operator wins); the pillar's LED shows 'help coming'",
                 "parameters": [{"name": "alarm_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"202": {"description": "Command sent to the device"},
                               "401": err("No or bad token"), "403": err("Role may not accept alarms"),
-                              "404": err("No such alarm"), "503": err("Broker not connected")}}},
+                              "404": err("No such alarm"), "409": err("Already accepted, or no ticket yet")}}},
             "/healthz": {"get": {"summary": "Liveness of database and broker, ingest counters", "security": [],
                                  "responses": {"200": {"description": "Healthy"}, "503": {"description": "Degraded"}}}},
         },

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from protocols.messages import Command
 
-from . import __version__, auth, eventlog, registry
+from . import __version__, auth, dispatch, eventlog, registry
 
 MAX_PAGE = 500
 
@@ -188,19 +188,25 @@ def list_events():
 @api.post("/alarms/<alarm_id>/accept")
 @api_auth
 def accept_alarm(alarm_id: str):
-    """Someone takes the alarm: the pillar's LED shows "help coming". (The dispatch queue will
-    own this; for now it is the hub's minimal alarm handler.)"""
+    """Accept the ticket of an alarm (exactly one operator wins); the pillar's LED then shows
+    "help coming"."""
     if g.user["role"] not in ("admin", "operator"):
         raise ApiError(403, "forbidden", "only operators and admins accept alarms")
     alarm = eventlog.get_event(_engine(), alarm_id)
     if alarm is None or alarm["type"] != "alarm":
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")
+    ticket_id = dispatch.ticket_for_event(_engine(), alarm_id)
+    if ticket_id is None:
+        raise ApiError(409, "no_ticket", "the alarm's ticket is not open yet; try again")
+    try:
+        ticket = dispatch.act(_engine(), ticket_id, "accept", g.user["username"])
+    except dispatch.DispatchError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
     send = current_app.extensions["xl"]["send_command"]
     cmd = Command(command="help_coming", ts=time.time(), alarm_id=alarm_id)
-    if send is None or not send(alarm["device_id"], cmd):
-        raise ApiError(503, "broker_unavailable", "the broker is not connected; try again")
-    return jsonify(alarm_id=alarm_id, device_id=alarm["device_id"], command="help_coming",
-                   accepted_by=g.user["username"]), 202
+    sent = send is not None and send(alarm["device_id"], cmd)
+    return jsonify(alarm_id=alarm_id, device_id=alarm["device_id"], ticket_id=ticket["id"], state=ticket["state"],
+                   accepted_by=g.user["username"], help_coming_sent=sent), 202
 
 
 @api.get("/openapi.json")

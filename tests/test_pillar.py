@@ -139,6 +139,11 @@ def test_accepting_the_alarm_on_the_hub_lights_help_coming(pillar_env):
         alarm_id = conn.exec_driver_sql("SELECT id FROM events WHERE type = 'alarm'").scalar()
     assert hub.post(f"/api/v1/alarms/{alarm_id}/accept", viewer)[0] == 403
     assert hub.post("/api/v1/alarms/0190a0b0-0000-7000-8000-000000000000/accept", token)[0] == 404
-    status, body = hub.post(f"/api/v1/alarms/{alarm_id}/accept", token)
-    assert status == 202 and body["device_id"] == edge.device_id
+    wait_for(lambda: hub.post(f"/api/v1/alarms/{alarm_id}/accept", token)[0] != 409 or None, 10, "the ticket")
+    with hub.engine.connect() as conn:
+        ticket = conn.exec_driver_sql("SELECT state, severity, assignee FROM tickets").one()
+    assert tuple(ticket) == ("accepted", "urgent", "op")
     wait_for(lambda: sim.led == sf.Led.HELP_COMING, 10, "LED 'help coming'")
+    # the second operator loses
+    status, body = hub.post(f"/api/v1/alarms/{alarm_id}/accept", token)
+    assert status == 409 and body["error"]["code"] == "conflict"
