@@ -247,6 +247,39 @@ def broker_config(config_file: str, out_dir: str, hub_user: str, hub_password_fi
                    f"{', '.join(missing)}; run `xl-hub device password` for each", err=True)
 
 
+@main.group()
+def registry() -> None:
+    """The grid registry: areas, grids, people and devices."""
+
+
+@registry.command("import")
+@config_option
+@click.argument("csv_file", type=click.Path(dir_okay=False, exists=True))
+def registry_import(config_file: str, csv_file: str) -> None:
+    """Import CSV_FILE (record,code,name,parent_code,kind,…); all rows or none."""
+    from .gridregistry import ImportError_, import_csv
+    try:
+        counts = import_csv(_engine(config_file), open(csv_file, encoding="utf-8-sig").read())
+    except ImportError_ as exc:
+        for error in exc.errors:
+            click.echo(f"{csv_file}: {error}", err=True)
+        raise click.ClickException(f"nothing imported: {len(exc.errors)} bad row(s)") from None
+    click.echo("imported " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+@registry.command("export")
+@config_option
+@click.option("--out", type=click.Path(dir_okay=False), help="File to write (standard output if not given).")
+def registry_export(config_file: str, out: str | None) -> None:
+    """Export the registry as CSV, in the format `registry import` reads."""
+    from .gridregistry import export_csv
+    text = export_csv(_engine(config_file))
+    if out:
+        open(out, "w", encoding="utf-8").write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 @device.command("list")
 @config_option
 def device_list(config_file: str) -> None:

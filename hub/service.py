@@ -12,7 +12,7 @@ from waitress.server import create_server
 
 from edge.lifecycle import Lifecycle, LifecycleError
 
-from . import auth
+from . import auth, dispatch
 from .broker import Credentials, EmbeddedBroker
 from .config import HubConfig
 from .db import make_engine, migrate
@@ -64,6 +64,33 @@ class WebServer:
         return self._thread.is_alive()
 
 
+class Escalator:
+    """Moves overdue tickets up a level every ``interval`` seconds (one thread)."""
+
+    def __init__(self, engine, interval: float = 30.0):
+        self.engine, self.interval = engine, interval
+        self.escalated = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="escalator", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.escalated += len(dispatch.escalate_overdue(self.engine))
+            except Exception:
+                logger.exception("escalation pass failed; trying again in %.0f s", self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
 class Hub:
     def __init__(self, cfg: HubConfig):
         self.cfg = cfg
@@ -91,6 +118,8 @@ class Hub:
                                  ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None,
                                  batch_max=cfg.ingest.batch_max)
         components.append(("ingest", self.ingest))
+        self.escalator = Escalator(self.engine)
+        components.append(("escalator", self.escalator))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
                          send_command=self.ingest.send_command)

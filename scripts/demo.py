@@ -52,6 +52,7 @@ def main() -> int:
     run(xl_hub, "user", "add", "--config", str(hub_cfg), "admin", "--role", "admin", "--password-stdin",
         stdin=password + "\n")
     token = run(xl_hub, "token", "create", "--config", str(hub_cfg), "admin", "--name", "demo")
+    run(xl_hub, "registry", "import", "--config", str(hub_cfg), str(ROOT / "hub" / "samples" / "sample-county.csv"))
     edge_cfgs = []
     for i, (dev, kind, name, lat, lon) in enumerate(DEVICES, 1):
         folder = WORK / f"edge{i}"
