@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import api_tokens, devices, users
 
-ROLES = ("admin", "operator", "viewer")
+ROLES = ("admin", "operator", "grid_worker", "viewer")
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -25,16 +25,26 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def add_user(engine: sa.Engine, username: str, password: str, role: str) -> int:
+def add_user(engine: sa.Engine, username: str, password: str, role: str, scope_code: str | None = None) -> int:
+    """``scope_code``: the area or grid whose subtree the user sees (None: everything; admins only)."""
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
+    if scope_code is None and role != "admin":
+        raise AuthError("only admins may be unscoped: give the area or grid code the user works in")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AuthError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     with engine.begin() as conn:
         if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
             raise AuthError(f"user {username!r} exists already")
+        if scope_code is not None:
+            from .access import AccessError, scope_prefix
+            try:
+                scope_prefix(conn, scope_code)
+            except AccessError as exc:
+                raise AuthError(str(exc)) from None
         result = conn.execute(users.insert().values(
-            username=username, password_hash=generate_password_hash(password), role=role, created_at=time.time()))
+            username=username, password_hash=generate_password_hash(password), role=role, created_at=time.time(),
+            scope_code=scope_code))
         return int(result.inserted_primary_key[0])
 
 
@@ -43,7 +53,7 @@ def check_login(engine: sa.Engine, username: str, password: str) -> dict | None:
         row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
     if row is None or not check_password_hash(row["password_hash"], password):
         return None
-    return {"id": row["id"], "username": row["username"], "role": row["role"]}
+    return {"id": row["id"], "username": row["username"], "role": row["role"], "scope_code": row["scope_code"]}
 
 
 def create_token(engine: sa.Engine, username: str, name: str) -> str:
@@ -61,13 +71,13 @@ def create_token(engine: sa.Engine, username: str, name: str) -> str:
 def check_token(engine: sa.Engine, token: str) -> dict | None:
     with engine.begin() as conn:
         row = conn.execute(
-            sa.select(api_tokens.c.id, users.c.id.label("user_id"), users.c.username, users.c.role)
+            sa.select(api_tokens.c.id, users.c.id.label("user_id"), users.c.username, users.c.role, users.c.scope_code)
             .join(users, users.c.id == api_tokens.c.user_id)
             .where(api_tokens.c.token_hash == _sha256(token))).mappings().first()
         if row is None:
             return None
         conn.execute(api_tokens.update().where(api_tokens.c.id == row["id"]).values(last_used_at=time.time()))
-    return {"id": row["user_id"], "username": row["username"], "role": row["role"]}
+    return {"id": row["user_id"], "username": row["username"], "role": row["role"], "scope_code": row["scope_code"]}
 
 
 def mosquitto_hash(password: str, *, iterations: int = 101, salt: bytes | None = None) -> str:

@@ -95,9 +95,10 @@ def user() -> None:
 @user.command("add")
 @config_option
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
+@click.option("--role", type=click.Choice(["admin", "operator", "grid_worker", "viewer"]), required=True)
+@click.option("--scope", "scope_code", help="Area or grid code whose subtree the user sees (required but for admins).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of asking.")
-def user_add(config_file: str, username: str, role: str, password_stdin: bool) -> None:
+def user_add(config_file: str, username: str, role: str, scope_code: str | None, password_stdin: bool) -> None:
     """Create a user. The first admin is made this way; there is no default account."""
     from .auth import AuthError, add_user
     if password_stdin:
@@ -105,7 +106,7 @@ def user_add(config_file: str, username: str, role: str, password_stdin: bool) -
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        add_user(_engine(config_file), username, password, role)
+        add_user(_engine(config_file), username, password, role, scope_code)
     except AuthError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"user {username} ({role}) created")

@@ -59,6 +59,7 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(256), nullable=False),
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("scope_code", sa.String(19)),
 )
 
 api_tokens = sa.Table(

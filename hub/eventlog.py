@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from protocols.messages import Event
 
-from .db import events, insert_ignore
+from .db import devices, events, insert_ignore
 
 
 def store_events(conn: sa.Connection, batch: list[Event]) -> int:
@@ -24,11 +24,19 @@ def store_events(conn: sa.Connection, batch: list[Event]) -> int:
     return len(conn.execute(stmt, rows).fetchall())
 
 
+def _in_scope(prefix: str | None):
+    from .access import device_filter
+    if prefix is None:
+        return sa.true()
+    return events.c.device_id.in_(sa.select(devices.c.id).where(device_filter(prefix)))
+
+
 def query_events(engine: sa.Engine, *, device: str | None = None, type: str | None = None,
-                 since: float | None = None, before_id: str | None = None, limit: int = 100
-                 ) -> list[dict[str, Any]]:
-    """Newest first; ``before_id`` is the keyset cursor of the next page (ids are time-ordered)."""
-    query = sa.select(events).order_by(events.c.id.desc()).limit(limit)
+                 since: float | None = None, before_id: str | None = None, limit: int = 100,
+                 prefix: str | None = None) -> list[dict[str, Any]]:
+    """Newest first; ``before_id`` is the keyset cursor of the next page (ids are time-ordered);
+    ``prefix`` limits them to devices inside a scope (see hub.access)."""
+    query = sa.select(events).where(_in_scope(prefix)).order_by(events.c.id.desc()).limit(limit)
     if device:
         query = query.where(events.c.device_id == device)
     if type:
@@ -41,9 +49,9 @@ def query_events(engine: sa.Engine, *, device: str | None = None, type: str | No
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def get_event(engine: sa.Engine, event_id: str) -> dict[str, Any] | None:
+def get_event(engine: sa.Engine, event_id: str, prefix: str | None = None) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(events).where(events.c.id == event_id)).mappings().first()
+        row = conn.execute(sa.select(events).where(events.c.id == event_id).where(_in_scope(prefix))).mappings().first()
     return dict(row) if row else None
 
 

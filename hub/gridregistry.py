@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from protocols import ProtocolError
 from protocols.ids import check_device_id
 
-from .db import areas, devices, grids, people, person_roles
+from .db import areas, audit_log, devices, grids, people, person_roles
 
 COLUMNS = ["record", "code", "name", "parent_code", "kind", "households", "population", "phone", "role",
            "scope_code", "latitude", "longitude", "model", "boundary"]
@@ -137,7 +137,7 @@ def _plan(conn: sa.Connection, text: str) -> _Plan:
     return plan
 
 
-def import_csv(engine: sa.Engine, text: str) -> dict[str, int]:
+def import_csv(engine: sa.Engine, text: str, actor: str = "cli") -> dict[str, int]:
     """Check every row, then write all of them in one transaction (or none). Existing codes are
     updated; people are added."""
     now = time.time()
@@ -154,6 +154,10 @@ def import_csv(engine: sa.Engine, text: str) -> dict[str, int]:
         for person, role in plan.people:
             pid = conn.execute(people.insert().values(**person)).inserted_primary_key[0]
             conn.execute(person_roles.insert().values(person_id=pid, **role))
+        counts = {"areas": len(plan.areas), "grids": len(plan.grids), "people": len(plan.people),
+                  "devices": len(plan.devices)}
+        conn.execute(audit_log.insert().values(actor=actor, action="registry_import", object=None, detail=counts,
+                                               at=now))
     return {"areas": len(plan.areas), "grids": len(plan.grids), "people": len(plan.people),
             "devices": len(plan.devices)}
 

@@ -92,11 +92,17 @@ def liveness(row: dict[str, Any], *, now: float, ingest_started: float | None, o
     return "offline" if last_seen is not None or row.get("status") else "unknown"
 
 
-def list_devices(engine: sa.Engine, *, offline_after_s: float) -> list[dict[str, Any]]:
+def list_devices(engine: sa.Engine, *, offline_after_s: float, prefix: str | None = None,
+                 device_id: str | None = None) -> list[dict[str, Any]]:
+    """Devices inside the scope ``prefix`` (see hub.access), with their liveness."""
+    from .access import device_filter
     now = time.time()
+    query = sa.select(devices).where(device_filter(prefix)).order_by(devices.c.id)
+    if device_id is not None:
+        query = query.where(devices.c.id == device_id)
     with engine.connect() as conn:
         started = conn.execute(sa.select(meta.c.value).where(meta.c.key == INGEST_STARTED_KEY)).scalar()
-        rows = conn.execute(sa.select(devices).order_by(devices.c.id)).mappings().all()
+        rows = conn.execute(query).mappings().all()
     ingest_started = float(started) if started else None
     out = []
     for row in rows:

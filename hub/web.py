@@ -21,7 +21,8 @@ from werkzeug.exceptions import HTTPException
 
 from protocols.messages import Command
 
-from . import __version__, auth, dispatch, eventlog, registry
+from . import __version__, audit, auth, dispatch, eventlog, registry
+from .access import scope_prefix
 
 MAX_PAGE = 500
 
@@ -44,7 +45,9 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
                             "health": health or (lambda: {}), "send_command": send_command}
+    from .web_tickets import tickets_api
     app.register_blueprint(api)
+    app.register_blueprint(tickets_api)
     app.register_blueprint(pages)
 
     @app.errorhandler(ApiError)
@@ -146,11 +149,27 @@ def _event_json(e: dict[str, Any]) -> dict[str, Any]:
             "ts": _iso(e["ts"]), "seq": e["seq"], "data": e["data"], "stored_at": _iso(e["stored_at"])}
 
 
+def _user_prefix(user: dict) -> str | None:
+    with _engine().connect() as conn:
+        return scope_prefix(conn, user.get("scope_code"))
+
+
 @api.get("/devices")
 @api_auth
 def list_devices():
-    items = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"])
+    items = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                  prefix=_user_prefix(g.user))
     return jsonify(items=[_device_json(d) for d in items])
+
+
+@api.get("/devices/<device_id>")
+@api_auth
+def get_device(device_id: str):
+    items = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                  prefix=_user_prefix(g.user), device_id=device_id)
+    if not items:
+        raise ApiError(404, "not_found", f"no device {device_id}")
+    return jsonify(_device_json(items[0]))
 
 
 def _parse_since(value: str | None) -> float | None:
@@ -180,7 +199,8 @@ def list_events():
         raise ApiError(400, "bad_request", f"limit must be 1..{MAX_PAGE}")
     rows = eventlog.query_events(_engine(), device=request.args.get("device") or None,
                                  type=request.args.get("type") or None, since=_parse_since(request.args.get("since")),
-                                 before_id=request.args.get("cursor") or None, limit=limit)
+                                 before_id=request.args.get("cursor") or None, limit=limit,
+                                 prefix=_user_prefix(g.user))
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return jsonify(items=[_event_json(e) for e in rows], next_cursor=next_cursor)
 
@@ -192,7 +212,7 @@ def accept_alarm(alarm_id: str):
     "help coming"."""
     if g.user["role"] not in ("admin", "operator"):
         raise ApiError(403, "forbidden", "only operators and admins accept alarms")
-    alarm = eventlog.get_event(_engine(), alarm_id)
+    alarm = eventlog.get_event(_engine(), alarm_id, prefix=_user_prefix(g.user))
     if alarm is None or alarm["type"] != "alarm":
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")
     ticket_id = dispatch.ticket_for_event(_engine(), alarm_id)
@@ -223,7 +243,10 @@ def login():
     error = None
     if request.method == "POST":
         check_csrf()
-        user = auth.check_login(_engine(), request.form.get("username", ""), request.form.get("password", ""))
+        username = request.form.get("username", "")
+        user = auth.check_login(_engine(), username, request.form.get("password", ""))
+        audit.record(_engine(), username[:64], "login" if user else "login_failed", None,
+                     {"remote": request.remote_addr})
         if user is None:
             error = "用户名或密码错误 / Wrong user name or password"
         else:
@@ -244,7 +267,9 @@ def logout():
 @pages.get("/")
 @login_required
 def index():
-    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"])
-    recent = eventlog.query_events(_engine(), limit=50)
+    prefix = _user_prefix(session["user"])
+    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                    prefix=prefix)
+    recent = eventlog.query_events(_engine(), limit=50, prefix=prefix)
     return render_template("index.html", devices=[_device_json(d) for d in devices],
                            events=[_event_json(e) for e in recent], user=session["user"], csrf_token=csrf_token())

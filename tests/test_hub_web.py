@@ -7,13 +7,17 @@ import time
 
 import pytest
 
-from hub import auth, eventlog, registry
+from hub import audit, auth, dispatch, eventlog, registry
 from hub.db import make_engine, migrate
 from hub.web import create_app
 from protocols.ids import EventIdGenerator
 from protocols.messages import Event
 
 from .helpers import device_id
+from .test_gridregistry import SAMPLE
+from hub.gridregistry import import_csv
+
+TOWN, GRID_A, GRID_B = "330102001000", "330102001001001", "330102001001002"
 
 PASSWORD = "correct horse battery"
 
@@ -138,7 +142,12 @@ def test_login_page_wrong_password_csrf_and_logout(client, engine):
 
 
 def test_passwords_are_hashed_and_checked(engine):
-    auth.add_user(engine, "op", "operator password", "operator")
+    import_csv(engine, SAMPLE)
+    with pytest.raises(auth.AuthError, match="only admins may be unscoped"):
+        auth.add_user(engine, "op", "operator password", "operator")
+    with pytest.raises(auth.AuthError, match="neither a known area"):
+        auth.add_user(engine, "op", "operator password", "operator", "999")
+    auth.add_user(engine, "op", "operator password", "operator", TOWN)
     with engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT password_hash FROM users WHERE username = 'op'").scalar()
     assert "operator password" not in stored and stored.startswith("scrypt:")
@@ -168,3 +177,58 @@ def test_session_posts_to_the_api_need_the_csrf_header(client, engine):
     # with the header it passes the CSRF check; these seeded alarms have no ticket
     resp = client.post(f"/api/v1/alarms/{alarm.id}/accept", headers={"X-CSRF-Token": page_token})
     assert resp.status_code == 409 and resp.json["error"]["code"] == "no_ticket"
+
+
+@pytest.fixture
+def scoped(engine, app):
+    """Two grids of one village, a device and a ticket in each, and users at three levels."""
+    import_csv(engine, SAMPLE)
+    registry.add_device(engine, device_id(1), kind="camera-box", name="A", grid_code=GRID_A)
+    registry.add_device(engine, device_id(2), kind="camera-box", name="B", grid_code=GRID_B)
+    gen = EventIdGenerator()
+    evs = [Event(id=gen.new(), device_id=device_id(n), type="motion", ts=time.time(), seq=1, priority=1)
+           for n in (1, 2)]
+    with engine.begin() as conn:
+        eventlog.store_events(conn, evs)
+    ta = dispatch.create_ticket(engine, category="road", title="A 的事", source="manual", grid_code=GRID_A)
+    tb = dispatch.create_ticket(engine, category="road", title="B 的事", source="manual", grid_code=GRID_B)
+    tokens = {}
+    for name, role, scope in (("worker_a", "grid_worker", GRID_A), ("town_op", "operator", TOWN),
+                              ("town_viewer", "viewer", TOWN)):
+        auth.add_user(engine, name, "a long password", role, scope)
+        tokens[name] = {"Authorization": f"Bearer {auth.create_token(engine, name, 't')}"}
+    return {"tickets": (ta, tb), "events": evs, "tokens": tokens}
+
+
+def test_a_grid_worker_sees_only_their_grid(client, scoped, engine):
+    ta, tb = scoped["tickets"]
+    h = scoped["tokens"]["worker_a"]
+    assert client.get(f"/api/v1/tickets/{tb}", headers=h).status_code == 404
+    assert client.get(f"/api/v1/devices/{device_id(2)}", headers=h).status_code == 404
+    assert client.get(f"/api/v1/devices/{device_id(1)}", headers=h).status_code == 200
+    assert [t["id"] for t in client.get("/api/v1/tickets", headers=h).json["items"]] == [ta]
+    assert [d["id"] for d in client.get("/api/v1/devices", headers=h).json["items"]] == [device_id(1)]
+    assert [e["device_id"] for e in client.get("/api/v1/events", headers=h).json["items"]] == [device_id(1)]
+    assert client.post(f"/api/v1/tickets/{tb}/actions/accept", headers=h).status_code == 404
+    # the town operator sees both grids
+    town = scoped["tokens"]["town_op"]
+    assert sorted(t["id"] for t in client.get("/api/v1/tickets", headers=town).json["items"]) == [ta, tb]
+
+
+def test_ticket_actions_report_and_audit(client, scoped, engine):
+    ta, _ = scoped["tickets"]
+    h = scoped["tokens"]["worker_a"]
+    assert client.post(f"/api/v1/tickets/{ta}/actions/accept", headers=scoped["tokens"]["town_viewer"]).status_code == 403
+    r = client.post(f"/api/v1/tickets/{ta}/actions/accept", headers=h)
+    assert r.status_code == 200 and r.json["ticket"]["state"] == "accepted" and r.json["ticket"]["state_zh"] == "已受理"
+    assert client.post(f"/api/v1/tickets/{ta}/actions/accept", headers=h).status_code == 409
+    for action in ("start", "resolve"):
+        assert client.post(f"/api/v1/tickets/{ta}/actions/{action}", headers=h, json={"reason": "修好了"}).status_code == 200
+    detail = client.get(f"/api/v1/tickets/{ta}", headers=h).json
+    assert [s["action"] for s in detail["timeline"]] == ["report", "dispatch", "accept", "start", "resolve"]
+    new = client.post("/api/v1/tickets", headers=h, json={"title": "垃圾堆放", "grid_code": GRID_A})
+    assert new.status_code == 201 and new.json["ticket"]["state"] == "dispatched"
+    assert client.post("/api/v1/tickets", headers=h, json={"title": "越界", "grid_code": GRID_B}).status_code == 400
+    views = audit.rows(engine, action="view_ticket")
+    assert [(v["actor"], v["object"]) for v in views] == [("worker_a", str(ta))]
+    assert audit.rows(engine, action="registry_import")

@@ -127,10 +127,13 @@ def test_corrupted_and_truncated_frames_are_counted_and_dropped(tmp_path):
 
 def test_accepting_the_alarm_on_the_hub_lights_help_coming(pillar_env):
     hub, edge, sim = pillar_env
-    hub.cli("user", "add", "--config", str(hub.config), "op", "--role", "operator", "--password-stdin",
-            stdin="operator password 1\n")
-    hub.cli("user", "add", "--config", str(hub.config), "viewer", "--role", "viewer", "--password-stdin",
-            stdin="viewer password 12\n")
+    from .test_gridregistry import SAMPLE
+    (hub.folder / "county.csv").write_text(SAMPLE)
+    hub.cli("registry", "import", "--config", str(hub.config), str(hub.folder / "county.csv"))
+    hub.cli("user", "add", "--config", str(hub.config), "op", "--role", "operator", "--scope", "330102000000",
+            "--password-stdin", stdin="operator password 1\n")
+    hub.cli("user", "add", "--config", str(hub.config), "viewer", "--role", "viewer", "--scope", "330102000000",
+            "--password-stdin", stdin="viewer password 12\n")
     token = hub.cli("token", "create", "--config", str(hub.config), "op")
     viewer = hub.cli("token", "create", "--config", str(hub.config), "viewer")
     sim.click()

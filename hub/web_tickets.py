@@ -1,0 +1,113 @@
+"""Ticket API for county, town and village staff and for grid workers' phones, scoped to the
+caller's area. A ticket outside the caller's scope is a 404, exactly like a missing one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, g, jsonify, request
+
+from . import audit, dispatch
+from .access import scope_prefix, ticket_filter
+from .db import grids, ticket_transitions, tickets
+from .web import ApiError, _engine, _iso, api_auth
+
+tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
+
+WRITE_ROLES = ("admin", "operator", "grid_worker")
+
+
+def _prefix() -> str | None:
+    with _engine().connect() as conn:
+        return scope_prefix(conn, g.user.get("scope_code"))
+
+
+def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:
+    out = {k: t[k] for k in ("id", "category", "severity", "state", "level", "title", "description", "source",
+                             "event_id", "device_id", "grid_code", "village_code", "assignee", "merged_into",
+                             "urge_count", "supervise_count")}
+    out["state_zh"] = dispatch.STATES[t["state"]]
+    for k in ("created_at", "accept_due", "resolve_due", "accepted_at", "resolved_at", "closed_at"):
+        out[k] = _iso(t[k])
+    return out
+
+
+def _visible(ticket_id: int) -> dict[str, Any]:
+    with _engine().connect() as conn:
+        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
+                           .where(ticket_filter(_prefix()))).mappings().first()
+    if row is None:
+        raise ApiError(404, "not_found", f"no ticket {ticket_id}")
+    return dict(row)
+
+
+@tickets_api.get("")
+@api_auth
+def list_tickets():
+    query = sa.select(tickets).where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
+    for name in ("state", "level", "category", "severity", "grid_code"):
+        if request.args.get(name):
+            query = query.where(tickets.c[name] == request.args[name])
+    if request.args.get("mine") == "1":
+        query = query.where(sa.or_(tickets.c.assignee == g.user["username"], tickets.c.state == "dispatched"))
+    if request.args.get("cursor"):
+        query = query.where(tickets.c.id < int(request.args["cursor"]))
+    limit = min(max(int(request.args.get("limit", 50)), 1), 500)
+    with _engine().connect() as conn:
+        rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+    return jsonify(items=[_ticket_json(t) for t in rows],
+                   next_cursor=rows[-1]["id"] if len(rows) == limit else None)
+
+
+@tickets_api.get("/<int:ticket_id>")
+@api_auth
+def get_ticket(ticket_id: int):
+    t = _visible(ticket_id)
+    with _engine().connect() as conn:
+        timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
+                                .order_by(ticket_transitions.c.id)).mappings().all()
+    audit.record(_engine(), g.user["username"], "view_ticket", str(ticket_id))
+    return jsonify(ticket=_ticket_json(t), timeline=[
+        {"actor": r["actor"], "action": r["action"], "from": r["from_state"], "to": r["to_state"],
+         "level": r["level"], "reason": r["reason"], "at": _iso(r["at"])} for r in timeline])
+
+
+@tickets_api.post("")
+@api_auth
+def report():
+    """A grid worker reports a matter (巡查上报)."""
+    if g.user["role"] not in WRITE_ROLES:
+        raise ApiError(403, "forbidden", "viewers cannot report")
+    body = request.get_json(silent=True) or {}
+    title, grid_code = body.get("title"), body.get("grid_code")
+    if not isinstance(title, str) or not 1 <= len(title) <= 200:
+        raise ApiError(400, "bad_request", "title: 1-200 characters")
+    prefix = _prefix()
+    with _engine().connect() as conn:
+        known = conn.execute(sa.select(grids.c.code).where(grids.c.code == grid_code)).first()
+    if not known or (prefix is not None and not str(grid_code).startswith(prefix)):
+        raise ApiError(400, "bad_request", "grid_code: a grid inside your area")
+    ticket_id = dispatch.create_ticket(_engine(), category=str(body.get("category") or "other")[:32], title=title,
+                                       description=body.get("description"), source="manual", grid_code=grid_code,
+                                       actor=g.user["username"])
+    audit.record(_engine(), g.user["username"], "report", str(ticket_id))
+    return jsonify(ticket=_ticket_json(_visible(ticket_id))), 201
+
+
+@tickets_api.post("/<int:ticket_id>/actions/<action>")
+@api_auth
+def act(ticket_id: int, action: str):
+    if g.user["role"] not in WRITE_ROLES:
+        raise ApiError(403, "forbidden", "viewers cannot change tickets")
+    _visible(ticket_id)
+    body = request.get_json(silent=True) or {}
+    try:
+        t = dispatch.act(_engine(), ticket_id, action, g.user["username"], reason=body.get("reason"),
+                         grid_code=body.get("grid_code"), merged_into=body.get("merged_into"))
+    except dispatch.Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except dispatch.DispatchError as exc:
+        raise ApiError(409, "not_allowed", str(exc)) from None
+    audit.record(_engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
+    return jsonify(ticket=_ticket_json(t))
