@@ -66,6 +66,36 @@ def document(version: str) -> dict[str, Any]:
                 "responses": {"202": {"description": "Command sent to the device"},
                               "401": err("No or bad token"), "403": err("Role may not accept alarms"),
                               "404": err("No such alarm"), "409": err("Already accepted, or no ticket yet")}}},
+            "/api/v1/devices/{device_id}": {"get": {
+                "summary": "One device inside the caller's area (404 outside it)",
+                "parameters": [{"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The device"}, "404": err("No such device in your area")}}},
+            "/api/v1/tickets": {
+                "get": {"summary": "Tickets in the caller's area, newest first (filters: state, level, category, "
+                                   "severity, grid_code, mine=1; cursor)",
+                        "responses": {"200": {"description": "A page of tickets"}, "401": err("No or bad token")}},
+                "post": {"summary": "Report a matter (巡查上报) in a grid of the caller's area",
+                         "requestBody": {"content": {"application/json": {"schema": {
+                             "type": "object", "required": ["title", "grid_code"],
+                             "properties": {"title": {"type": "string"}, "grid_code": {"type": "string"},
+                                            "category": {"type": "string"}, "description": {"type": "string"}}}}}},
+                         "responses": {"201": {"description": "The new ticket, dispatched to its grid"},
+                                       "400": err("Bad title or grid"), "403": err("Viewers cannot report")}}},
+            "/api/v1/tickets/{ticket_id}": {"get": {
+                "summary": "A ticket with its timeline (viewing it is audited)",
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "Ticket and timeline"}, "404": err("No such ticket in your area")}}},
+            "/api/v1/tickets/{ticket_id}/actions/{action}": {"post": {
+                "summary": "dispatch, send_back, accept, start, resolve, verify, reject, archive, transfer, merge, "
+                           "void, urge, supervise",
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                               {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "reason": {"type": "string"}, "grid_code": {"type": "string"},
+                    "merged_into": {"type": "integer"}}}}}},
+                "responses": {"200": {"description": "The changed ticket"}, "403": err("Viewers cannot act"),
+                              "404": err("No such ticket in your area"),
+                              "409": err("Not allowed from this state, or someone else changed it first")}}},
             "/healthz": {"get": {"summary": "Liveness of database and broker, ingest counters", "security": [],
                                  "responses": {"200": {"description": "Healthy"}, "503": {"description": "Degraded"}}}},
         },
