@@ -45,10 +45,12 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
                             "health": health or (lambda: {}), "send_command": send_command}
+    from .web_pages import console
     from .web_tickets import tickets_api
     app.register_blueprint(api)
     app.register_blueprint(tickets_api)
     app.register_blueprint(pages)
+    app.register_blueprint(console)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -262,14 +264,3 @@ def logout():
     check_csrf()
     session.clear()
     return redirect(url_for("pages.login"))
-
-
-@pages.get("/")
-@login_required
-def index():
-    prefix = _user_prefix(session["user"])
-    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
-                                    prefix=prefix)
-    recent = eventlog.query_events(_engine(), limit=50, prefix=prefix)
-    return render_template("index.html", devices=[_device_json(d) for d in devices],
-                           events=[_event_json(e) for e in recent], user=session["user"], csrf_token=csrf_token())

@@ -159,3 +159,23 @@ def test_transfer_moves_the_ticket_to_another_grid(engine):
     assert (t["state"], t["grid_code"], t["assignee"]) == ("dispatched", GRID_B, None)
     with pytest.raises(dispatch.DispatchError, match="no grid"):
         dispatch.act(engine, tid, "transfer", "op1", reason="x", grid_code="999999999999999")
+
+
+def test_statistics_count_open_overdue_tickets_against_the_on_time_rate(engine):
+    from hub import stats
+    t0 = at(2026, 11, 2, 9, 0)  # a Monday
+    done = dispatch.create_ticket(engine, category="road", title="a", source="manual", grid_code=GRID_A, now=t0)
+    late = dispatch.create_ticket(engine, category="road", title="b", source="manual", grid_code=GRID_B, now=t0)
+    dispatch.create_ticket(engine, category="road", title="c", source="manual", grid_code=GRID_B, now=t0)
+    for action, minutes in (("accept", 10), ("start", 20), ("resolve", 60)):
+        dispatch.act(engine, done, action, "w", now=t0 + minutes * 60)
+    dispatch.act(engine, late, "void", "w", reason="重复", now=t0 + 60)
+    later = t0 + 30 * 86400  # the third ticket is long past its resolve deadline
+    figures = stats.compute(engine, now=later)
+    total = figures["total"]
+    assert (total["tickets"], total["handled"], total["open_overdue"]) == (2, 1, 1)
+    assert total["handled_rate"] == 0.5 and total["on_time_rate"] == 0.5
+    assert total["median_accept_min"] == 10 and total["median_resolve_min"] == 60
+    grid_b = next(g for g in figures["grids"] if g["code"] == GRID_B)
+    assert grid_b["on_time_rate"] == 0.0 and grid_b["tickets"] == 1
+    assert [t["code"] for t in figures["towns"]] == [TOWN]

@@ -132,7 +132,8 @@ def test_login_page_wrong_password_csrf_and_logout(client, engine):
     assert wrong.status_code == 401 and "Wrong user name or password" in wrong.get_data(as_text=True)
     ok = client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
     assert ok.status_code == 302
-    page = client.get("/").get_data(as_text=True)
+    assert "总览" in client.get("/").get_data(as_text=True)
+    page = client.get("/devices").get_data(as_text=True)
     assert device_id(1) in page and "一号" in page and "alarm" in page
     # the page's session also reads the API
     assert client.get("/api/v1/devices").status_code == 200
@@ -232,3 +233,28 @@ def test_ticket_actions_report_and_audit(client, scoped, engine):
     views = audit.rows(engine, action="view_ticket")
     assert [(v["actor"], v["object"]) for v in views] == [("worker_a", str(ta))]
     assert audit.rows(engine, action="registry_import")
+
+
+def test_console_pages_queue_actions_and_language(client, scoped, engine):
+    ta, tb = scoped["tickets"]
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "town_op", "password": "a long password", "csrf_token": token})
+    board = client.get("/queue").get_data(as_text=True)
+    assert f'data-ticket="{ta}"' in board and f'data-ticket="{tb}"' in board and "已分拨" in board
+    csrf = _csrf(board)
+    assert client.post(f"/tickets/{ta}/act", data={"action": "accept"}).status_code == 400  # no CSRF token
+    r = client.post(f"/tickets/{ta}/act", data={"action": "accept", "csrf_token": csrf, "next": "/queue"})
+    assert r.status_code == 302 and dispatch.get_ticket(engine, ta)["state"] == "accepted"
+    detail = client.get(f"/tickets/{ta}").get_data(as_text=True)
+    assert "town_op" in detail and "已受理" in detail
+    assert "处置到位率" in client.get("/stats").get_data(as_text=True)
+    client.get("/lang/en")
+    assert "Queue board" in client.get("/queue").get_data(as_text=True)
+    client.get("/lang/zh")
+    # a grid worker of grid A does not see grid B's ticket page
+    client.post("/logout", data={"csrf_token": csrf})
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "worker_a", "password": "a long password", "csrf_token": token})
+    assert client.get(f"/tickets/{tb}").status_code == 404
+    assert client.post(f"/tickets/{tb}/act", data={"action": "accept", "csrf_token": _csrf(
+        client.get("/queue").get_data(as_text=True))}).status_code == 404

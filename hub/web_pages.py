@@ -1,0 +1,182 @@
+"""County UI pages: dashboard with live alarms (Server-Sent Events), queue board, ticket
+detail with actions, statistics. Chinese first; ?lang=en or the switch in the header for
+English. Every page is scoped to the user's area like the API."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
+
+from . import audit, dispatch, eventlog, registry, stats
+from .access import scope_prefix, ticket_filter
+from .db import ticket_transitions, tickets
+from .web import _device_json, _engine, _event_json, _iso, check_csrf, csrf_token, login_required
+
+console = Blueprint("console", __name__)
+
+ACTION_LABELS = {
+    "accept": ("受理", "Accept"), "start": ("开始处置", "Start"), "resolve": ("处置完毕", "Resolve"),
+    "verify": ("核查通过", "Verify"), "reject": ("核查退回", "Return"), "archive": ("归档", "Archive"),
+    "send_back": ("退回", "Send back"), "transfer": ("移交", "Transfer"), "void": ("作废", "Void"),
+    "urge": ("催办", "Urge"), "supervise": ("督办", "Supervise"),
+}
+STATE_EN = {"reported": "reported", "dispatched": "dispatched", "accepted": "accepted", "handling": "handling",
+            "resolved": "resolved", "verified": "verified", "returned": "returned", "archived": "archived",
+            "merged": "merged", "void": "void"}
+
+
+@console.app_context_processor
+def _helpers():
+    lang = session.get("lang", "zh")
+
+    def tr(zh: str, en: str) -> str:
+        return en if lang == "en" else zh
+
+    def state_name(state: str) -> str:
+        return STATE_EN[state] if lang == "en" else dispatch.STATES[state]
+    return {"tr": tr, "lang": lang, "state_name": state_name, "iso": _iso}
+
+
+@console.get("/lang/<lang>")
+def set_lang(lang: str):
+    if lang in ("zh", "en"):
+        session["lang"] = lang
+    nxt = request.args.get("next", "/")
+    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
+
+
+def _prefix() -> str | None:
+    with _engine().connect() as conn:
+        return scope_prefix(conn, session["user"].get("scope_code"))
+
+
+def _allowed_actions(t: dict) -> list[str]:
+    if session["user"]["role"] not in ("admin", "operator", "grid_worker"):
+        return []
+    return [a for a in ACTION_LABELS if t["state"] in dispatch.ACTIONS[a][0]]
+
+
+@console.get("/")
+@login_required
+def dashboard():
+    prefix = _prefix()
+    offline_after = current_app.extensions["xl"]["offline_after_s"]
+    devices = registry.list_devices(_engine(), offline_after_s=offline_after, prefix=prefix)
+    liveness = {k: sum(1 for d in devices if d["liveness"] == k) for k in ("online", "offline", "unknown")}
+    with _engine().connect() as conn:
+        alarms = [dict(r) for r in conn.execute(
+            sa.select(tickets).where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
+            .where(tickets.c.state.in_(dispatch.OPEN_STATES)).order_by(tickets.c.id.desc()).limit(50)).mappings()]
+        last_id = conn.execute(sa.select(sa.func.max(tickets.c.id))).scalar() or 0
+    return render_template("dashboard.html", counts=stats.counts_by_state(_engine(), prefix), liveness=liveness,
+                           devices=[_device_json(d) for d in devices], alarms=alarms, last_id=last_id,
+                           events=[_event_json(e) for e in eventlog.query_events(_engine(), limit=20, prefix=prefix)],
+                           user=session["user"], csrf_token=csrf_token())
+
+
+@console.get("/stream")
+@login_required
+def stream():
+    """New tickets in the user's area as Server-Sent Events (``event: ticket``)."""
+    prefix = _prefix()
+    engine = _engine()
+    try:
+        last = int(request.args.get("after", 0))
+    except ValueError:
+        abort(400)
+
+    def generate():
+        nonlocal last
+        yield "retry: 2000\n\n"
+        quiet = 0.0
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(tickets).where(tickets.c.id > last).where(ticket_filter(prefix))
+                                    .order_by(tickets.c.id)).mappings().all()
+            for t in rows:
+                last = max(last, t["id"])
+                data = {"id": t["id"], "title": t["title"], "severity": t["severity"], "state": t["state"],
+                        "grid_code": t["grid_code"], "device_id": t["device_id"], "created_at": _iso(t["created_at"])}
+                yield f"event: ticket\nid: {t['id']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            quiet = 0.0 if rows else quiet + 1.0
+            if quiet >= 15:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            time.sleep(1.0)
+    return Response(generate(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@console.get("/queue")
+@login_required
+def queue():
+    query = sa.select(tickets).where(ticket_filter(_prefix())).order_by(tickets.c.id.desc()).limit(200)
+    filters = {k: request.args.get(k, "") for k in ("state", "level", "severity")}
+    for k, v in filters.items():
+        if v:
+            query = query.where(tickets.c[k] == v)
+    with _engine().connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    return render_template("queue.html", tickets=rows, filters=filters, states=dispatch.STATES,
+                           actions={t["id"]: _allowed_actions(t) for t in rows}, labels=ACTION_LABELS,
+                           user=session["user"], csrf_token=csrf_token())
+
+
+@console.get("/tickets/<int:ticket_id>")
+@login_required
+def ticket(ticket_id: int):
+    with _engine().connect() as conn:
+        t = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
+                         .where(ticket_filter(_prefix()))).mappings().first()
+        if t is None:
+            abort(404)
+        timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
+                                .order_by(ticket_transitions.c.id)).mappings().all()
+    event = eventlog.get_event(_engine(), t["event_id"]) if t["event_id"] else None
+    audit.record(_engine(), session["user"]["username"], "view_ticket", str(ticket_id))
+    return render_template("ticket.html", t=dict(t), timeline=timeline, event=event, labels=ACTION_LABELS,
+                           actions=_allowed_actions(dict(t)), user=session["user"], csrf_token=csrf_token())
+
+
+@console.post("/tickets/<int:ticket_id>/act")
+@login_required
+def act(ticket_id: int):
+    check_csrf()
+    with _engine().connect() as conn:
+        visible = conn.execute(sa.select(tickets.c.id).where(tickets.c.id == ticket_id)
+                               .where(ticket_filter(_prefix()))).first()
+    action = request.form.get("action", "")
+    if visible is None:
+        abort(404)
+    if action not in _allowed_actions(dispatch.get_ticket(_engine(), ticket_id) or {"state": ""}):
+        session["flash"] = f"{action}: not allowed"
+    else:
+        try:
+            dispatch.act(_engine(), ticket_id, action, session["user"]["username"],
+                         reason=request.form.get("reason") or None, grid_code=request.form.get("grid_code") or None)
+            audit.record(_engine(), session["user"]["username"], f"ticket_{action}", str(ticket_id))
+        except dispatch.DispatchError as exc:
+            session["flash"] = str(exc)
+    nxt = request.form.get("next", "")
+    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else url_for("console.ticket",
+                                                                                          ticket_id=ticket_id))
+
+
+@console.get("/stats")
+@login_required
+def statistics():
+    return render_template("stats.html", s=stats.compute(_engine(), _prefix()), user=session["user"],
+                           csrf_token=csrf_token())
+
+
+@console.get("/devices")
+@login_required
+def device_list():
+    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                    prefix=_prefix())
+    return render_template("index.html", devices=[_device_json(d) for d in devices],
+                           events=[_event_json(e) for e in eventlog.query_events(_engine(), limit=50,
+                                                                                 prefix=_prefix())],
+                           user=session["user"], csrf_token=csrf_token())
