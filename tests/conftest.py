@@ -30,3 +30,13 @@ def procs():
     yield started
     for p in reversed(started):
         p.stop()
+
+
+@pytest.fixture
+def engine(db_url):
+    """A migrated hub database (SQLite and PostgreSQL)."""
+    from hub.db import make_engine, migrate
+    engine = make_engine(db_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()

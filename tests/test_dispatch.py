@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub import dispatch
-from hub.db import areas, calendar_days, grids, make_engine, migrate, notifications, ticket_transitions, tickets
+from hub.db import areas, calendar_days, grids, notifications, ticket_transitions, tickets
 from hub.worktime import Calendar
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -23,9 +23,8 @@ def at(*args) -> float:
 
 
 @pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    migrate(engine)
+def engine(engine):
+    """The migrated database with a county, a town, a village and two grids."""
     with engine.begin() as conn:
         conn.execute(areas.insert(), [
             {"code": COUNTY, "name": "西湖区", "level": "county", "parent_code": None},
@@ -36,8 +35,7 @@ def engine(db_url):
             {"code": GRID_A, "name": "一网格", "village_code": VILLAGE, "kind": "综合"},
             {"code": GRID_B, "name": "二网格", "village_code": VILLAGE, "kind": "综合"},
         ])
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def _ticket_in(engine, state: str) -> int:

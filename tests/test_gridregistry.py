@@ -7,18 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub.db import areas, grids, make_engine, migrate, people
+from hub.db import areas, grids, people
 from hub.gridregistry import ImportError_, export_csv, import_csv
 
 SAMPLE = (Path(__file__).resolve().parent.parent / "hub" / "samples" / "sample-county.csv").read_text()
-
-
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def _counts(engine) -> tuple[int, int, int]:

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from hub import audit, auth, dispatch, eventlog, registry
-from hub.db import make_engine, migrate
 from hub.web import create_app
 from protocols.ids import EventIdGenerator
 from protocols.messages import Event
@@ -16,18 +15,11 @@ from protocols.messages import Event
 from .helpers import device_id
 from .test_gridregistry import SAMPLE
 from hub.gridregistry import import_csv
+from hub.db import migrate
 
 TOWN, GRID_A, GRID_B = "330102001000", "330102001001001", "330102001001002"
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
