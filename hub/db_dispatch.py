@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 
-def define(metadata: sa.MetaData) -> dict[str, sa.Table]:
+def define(metadata: sa.MetaData, *, with_stats_index: bool = True) -> dict[str, sa.Table]:
     t = {}
     t["areas"] = sa.Table(
         "areas", metadata,
@@ -65,6 +65,10 @@ def define(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Index("ix_tickets_state_level", "state", "level"),
         sa.Index("ix_tickets_grid", "grid_code"),
     )
+    if with_stats_index:  # revision 0005
+        sa.Index("ix_tickets_stats", t["tickets"].c.grid_code, t["tickets"].c.village_code, t["tickets"].c.state,
+                 t["tickets"].c.created_at, t["tickets"].c.accepted_at, t["tickets"].c.resolved_at,
+                 t["tickets"].c.resolve_due)
     t["ticket_transitions"] = sa.Table(
         "ticket_transitions", metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import defaultdict
 from typing import Any
@@ -29,44 +28,102 @@ FORMULAS = {
 }
 
 
-def _figures(rows: list[dict[str, Any]], now: float) -> dict[str, Any]:
-    counted = [t for t in rows if t["state"] not in NOT_COUNTED]
-    handled = [t for t in counted if t["state"] in HANDLED]
-    resolved = [t for t in counted if t["resolved_at"] is not None]
-    on_time = [t for t in resolved if t["resolve_due"] is None or t["resolved_at"] <= t["resolve_due"]]
-    overdue_open = [t for t in counted if t["resolved_at"] is None and t["state"] not in HANDLED
-                    and t["resolve_due"] is not None and t["resolve_due"] < now]
-    accept_min = [(t["accepted_at"] - t["created_at"]) / 60 for t in counted if t["accepted_at"]]
-    resolve_min = [(t["resolved_at"] - t["created_at"]) / 60 for t in resolved]
+_SUMS = ("tickets", "handled", "resolved", "on_time", "open_overdue")
+
+
+def _median_sorted(values: list[float]) -> float | None:
+    n = len(values)
+    if not n:
+        return None
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def _rates(sums: dict[str, int], accept: list[float], resolve: list[float]) -> dict[str, Any]:
+    """``accept`` and ``resolve`` are sorted ascending."""
+    denominator = sums["resolved"] + sums["open_overdue"]
     return {
-        "tickets": len(counted), "handled": len(handled), "resolved": len(resolved), "on_time": len(on_time),
-        "open_overdue": len(overdue_open),
-        "handled_rate": len(handled) / len(counted) if counted else None,
-        "on_time_rate": len(on_time) / (len(resolved) + len(overdue_open)) if resolved or overdue_open else None,
-        "median_accept_min": statistics.median(accept_min) if accept_min else None,
-        "median_resolve_min": statistics.median(resolve_min) if resolve_min else None,
+        **sums,
+        "handled_rate": sums["handled"] / sums["tickets"] if sums["tickets"] else None,
+        "on_time_rate": sums["on_time"] / denominator if denominator else None,
+        "median_accept_min": _median_sorted(accept),
+        "median_resolve_min": _median_sorted(resolve),
     }
 
 
+def _merge_by_grid(rows) -> list[dict[str, Any]]:
+    """One row per grid key (a ticket without a grid counts under its village)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = r["grid_code"] or r["village"] or ""
+        row = merged.setdefault(key, {"grid": key, "village": r["village"], **dict.fromkeys(_SUMS, 0)})
+        row["village"] = row["village"] or r["village"]
+        for k in _SUMS:
+            row[k] += int(r[k])
+    return list(merged.values())
+
+
 def compute(engine: sa.Engine, prefix: str | None = None, now: float | None = None) -> dict[str, Any]:
-    """Figures for the whole scope, per town and per grid."""
+    """Figures for the whole scope, per town and per grid: counts summed by the database per
+    grid and rolled up here; medians from durations the database returns in order."""
     now = time.time() if now is None else now
-    cols = [tickets.c[k] for k in ("state", "created_at", "accepted_at", "resolved_at", "resolve_due",
-                                   "grid_code", "village_code")]
+    t = tickets.c
+    counted = t.state.not_in(NOT_COUNTED)
+    one = sa.literal(1)
+
+    def count_if(cond):
+        return sa.func.coalesce(sa.func.sum(sa.case((cond, one), else_=0)), 0)
+    sums_q = sa.select(
+        t.grid_code.label("grid_code"), t.village_code.label("village"),
+        count_if(counted).label("tickets"),
+        count_if(t.state.in_(HANDLED)).label("handled"),
+        count_if(sa.and_(counted, t.resolved_at.is_not(None))).label("resolved"),
+        count_if(sa.and_(counted, t.resolved_at.is_not(None),
+                         sa.or_(t.resolve_due.is_(None), t.resolved_at <= t.resolve_due))).label("on_time"),
+        count_if(sa.and_(counted, t.resolved_at.is_(None), t.state.not_in(HANDLED), t.resolve_due < now))
+        .label("open_overdue"),
+    ).where(ticket_filter(prefix)).group_by(t.grid_code, t.village_code)  # the index's order: no sort
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(sa.select(*cols).where(ticket_filter(prefix))).mappings()]
+        per_grid = _merge_by_grid(conn.execute(sums_q).mappings())
+        # one pass for both medians: a resolved ticket has been accepted (resolve without accept
+        # cannot happen in the workflow)
+        duration_rows = conn.execute(sa.select(t.grid_code, t.village_code, (t.accepted_at - t.created_at) / 60,
+                                               (t.resolved_at - t.created_at) / 60)
+                                     .where(ticket_filter(prefix)).where(counted)
+                                     .where(t.accepted_at.is_not(None))).all()
         names = {r.code: r.name for r in conn.execute(sa.select(areas.c.code, areas.c.name))}
         names.update({r.code: r.name for r in conn.execute(sa.select(grids.c.code, grids.c.name))})
-    by_town: dict[str, list] = defaultdict(list)
-    by_grid: dict[str, list] = defaultdict(list)
-    for t in rows:
-        village = t["village_code"] or ""
-        by_town[village[:9] + "000" if village else "—"].append(t)
-        by_grid[t["grid_code"] or "—"].append(t)
+
+    def town(village: str | None) -> str:
+        return village[:9] + "000" if village else "—"
+
+    acc: dict[str, list[float]] = defaultdict(list)
+    res: dict[str, list[float]] = defaultdict(list)
+    for grid, village, accept, resolve in duration_rows:
+        grid = grid or village or ""  # a ticket with no grid counts under its village
+        acc[grid].append(accept)
+        if resolve is not None:
+            res[grid].append(resolve)
+    grid_town = {row["grid"]: "town:" + town(row["village"]) for row in per_grid}
+    for lists in (acc, res):
+        for grid in list(lists):
+            lists[grid].sort()
+            lists[grid_town.get(grid, "town:—")].extend(lists[grid])
+            lists["*"].extend(lists[grid])
+        for key in [k for k in lists if k.startswith("town:") or k == "*"]:
+            lists[key].sort()  # concatenated sorted runs: timsort merges them in near-linear time
+    sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_SUMS, 0))
+    for row in per_grid:
+        for key in (row["grid"], "town:" + town(row["village"]), "*"):
+            for k in _SUMS:
+                sums[key][k] += int(row[k])
+    towns = sorted({town(row["village"]) for row in per_grid})
     return {
-        "total": _figures(rows, now),
-        "towns": [{"code": c, "name": names.get(c, c), **_figures(v, now)} for c, v in sorted(by_town.items())],
-        "grids": [{"code": c, "name": names.get(c, c), **_figures(v, now)} for c, v in sorted(by_grid.items())],
+        "total": _rates(sums["*"], acc["*"], res["*"]),
+        "towns": [{"code": c, "name": names.get(c, c), **_rates(sums["town:" + c], acc["town:" + c],
+                                                                  res["town:" + c])} for c in towns],
+        "grids": [{"code": row["grid"] or "—", "name": names.get(row["grid"], row["grid"]),
+                   **_rates(sums[row["grid"]], acc[row["grid"]], res[row["grid"]])}
+                  for row in sorted(per_grid, key=lambda r: r["grid"])],
         "formulas": FORMULAS,
     }
 
