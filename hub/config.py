@@ -67,6 +67,14 @@ class IngestSection(BaseModel):
                                                      "(3 heartbeats)", ge=5, le=86400)
 
 
+class DispatchSection(BaseModel):
+    model_config = _STRICT
+    escalate_every_s: float = Field(30.0, description="Seconds between checks for overdue tickets and silent "
+                                                      "devices", ge=1, le=3600)
+    offline_ticket_after_s: float = Field(3600.0, description="A registered device silent this long gets a "
+                                                             "maintenance ticket", ge=60, le=30 * 86400)
+
+
 class HubConfig(BaseModel):
     model_config = _STRICT
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Hub database")
@@ -76,6 +84,7 @@ class HubConfig(BaseModel):
                                                    description="Embedded broker, used when broker is absent")
     web: WebSection = Field(default_factory=WebSection, description="Web UI and REST API")
     ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest")
+    dispatch: DispatchSection = Field(default_factory=DispatchSection, description="Dispatch queue")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     _base_dir: Path = PrivateAttr(default=Path("."))

@@ -241,3 +241,23 @@ def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: C
             _notify(conn, t["id"], f"{level}_centre", chain.get(level), f"escalated:{missed}", now)
             moved.append(int(t["id"]))
     return moved
+
+
+def open_offline_tickets(engine: sa.Engine, *, offline_after_s: float, now: float | None = None,
+                         calendar: Calendar | None = None) -> list[int]:
+    """A registered device silent for longer than ``offline_after_s`` gets one maintenance ticket
+    (运维), routed to its grid, until that ticket is closed. Returns the new ticket ids."""
+    now = time.time() if now is None else now
+    open_maintenance = sa.select(tickets.c.device_id).where(tickets.c.category == "maintenance") \
+        .where(tickets.c.state.in_(OPEN_STATES)).where(tickets.c.device_id.is_not(None))
+    with engine.connect() as conn:
+        silent = conn.execute(sa.select(devices.c.id, devices.c.name).where(devices.c.registered.is_(True))
+                              .where(devices.c.last_seen < now - offline_after_s)
+                              .where(devices.c.id.not_in(open_maintenance))).all()
+    made = []
+    for device_id, name in silent:
+        ticket_id = create_ticket(engine, category="maintenance", title=f"设备离线 / device offline: {name or device_id}",
+                                  source="offline", device_id=device_id, now=now, calendar=calendar)
+        if ticket_id is not None:
+            made.append(ticket_id)
+    return made

@@ -96,6 +96,11 @@ def document(version: str) -> dict[str, Any]:
                 "responses": {"200": {"description": "The changed ticket"}, "403": err("Viewers cannot act"),
                               "404": err("No such ticket in your area"),
                               "409": err("Not allowed from this state, or someone else changed it first")}}},
+            "/api/v1/tickets/open311/requests.json": {"get": {
+                "summary": "Tickets in the caller's area as Open311 GeoReport v2 requests (status open|closed)",
+                "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["open", "closed"]}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "Service requests"}}}},
             "/healthz": {"get": {"summary": "Liveness of database and broker, ingest counters", "security": [],
                                  "responses": {"200": {"description": "Healthy"}, "503": {"description": "Degraded"}}}},
         },

@@ -65,10 +65,11 @@ class WebServer:
 
 
 class Escalator:
-    """Moves overdue tickets up a level every ``interval`` seconds (one thread)."""
+    """Every ``interval`` seconds: moves overdue tickets up a level and opens maintenance tickets
+    for silent devices (one thread)."""
 
-    def __init__(self, engine, interval: float = 30.0):
-        self.engine, self.interval = engine, interval
+    def __init__(self, engine, interval: float = 30.0, offline_after_s: float = 3600.0):
+        self.engine, self.interval, self.offline_after_s = engine, interval, offline_after_s
         self.escalated = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="escalator", daemon=True)
@@ -77,6 +78,7 @@ class Escalator:
         while not self._stop.wait(self.interval):
             try:
                 self.escalated += len(dispatch.escalate_overdue(self.engine))
+                dispatch.open_offline_tickets(self.engine, offline_after_s=self.offline_after_s)
             except Exception:
                 logger.exception("escalation pass failed; trying again in %.0f s", self.interval)
 
@@ -118,7 +120,7 @@ class Hub:
                                  ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None,
                                  batch_max=cfg.ingest.batch_max)
         components.append(("ingest", self.ingest))
-        self.escalator = Escalator(self.engine)
+        self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
         components.append(("escalator", self.escalator))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,

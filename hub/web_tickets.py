@@ -111,3 +111,34 @@ def act(ticket_id: int, action: str):
         raise ApiError(409, "not_allowed", str(exc)) from None
     audit.record(_engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
     return jsonify(ticket=_ticket_json(t))
+
+
+#: Open311 GeoReport v2 knows only open and closed
+OPEN311_CLOSED = ("resolved", "verified", "archived", "merged", "void")
+
+
+@tickets_api.get("/open311/requests.json")
+@api_auth
+def open311_requests():
+    """Tickets in the caller's area as Open311 GeoReport v2 service requests."""
+    from .db import devices
+    query = (sa.select(tickets, devices.c.latitude, devices.c.longitude, devices.c.address)
+             .select_from(tickets.outerjoin(devices, devices.c.id == tickets.c.device_id))
+             .where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
+             .limit(min(max(int(request.args.get("limit", 100)), 1), 1000)))
+    if request.args.get("status") in ("open", "closed"):
+        closed = tickets.c.state.in_(OPEN311_CLOSED)
+        query = query.where(closed if request.args["status"] == "closed" else sa.not_(closed))
+    with _engine().connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return jsonify([{
+        "service_request_id": str(t["id"]),
+        "status": "closed" if t["state"] in OPEN311_CLOSED else "open",
+        "status_notes": f"{dispatch.STATES[t['state']]} ({t['state']})",
+        "service_name": t["category"], "service_code": t["category"],
+        "description": t["description"] or t["title"],
+        "requested_datetime": _iso(t["created_at"]),
+        "updated_datetime": _iso(t["closed_at"] or t["resolved_at"] or t["accepted_at"] or t["created_at"]),
+        "agency_responsible": {"village": "村", "town": "镇街", "county": "区县"}[t["level"]],
+        "address": t["address"], "lat": t["latitude"], "long": t["longitude"],
+    } for t in rows])

@@ -177,3 +177,17 @@ def test_statistics_count_open_overdue_tickets_against_the_on_time_rate(engine):
     grid_b = next(g for g in figures["grids"] if g["code"] == GRID_B)
     assert grid_b["on_time_rate"] == 0.0 and grid_b["tickets"] == 1
     assert [t["code"] for t in figures["towns"]] == [TOWN]
+
+
+def test_a_silent_device_gets_one_maintenance_ticket(engine):
+    from hub import registry
+    registry.add_device(engine, "33010200001310000001", kind="camera-box", name="村口", grid_code=GRID_A)
+    with engine.begin() as conn:
+        registry.touch(conn, "33010200001310000001", at(2026, 11, 2, 9, 0))
+    assert dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 9, 30)) == []
+    (tid,) = dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 10, 30))
+    t = dispatch.get_ticket(engine, tid)
+    assert (t["category"], t["grid_code"], t["state"]) == ("maintenance", GRID_A, "dispatched")
+    assert dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 11, 30)) == []
+    dispatch.act(engine, tid, "void", "op", reason="已修复")
+    assert len(dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 12, 30))) == 1

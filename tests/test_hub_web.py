@@ -250,3 +250,16 @@ def test_console_pages_queue_actions_and_language(client, scoped, engine):
     assert client.get(f"/tickets/{tb}").status_code == 404
     assert client.post(f"/tickets/{tb}/act", data={"action": "accept", "csrf_token": _csrf(
         client.get("/queue").get_data(as_text=True))}).status_code == 404
+
+
+def test_open311_export_maps_states_to_open_and_closed(client, scoped, engine):
+    ta, tb = scoped["tickets"]
+    dispatch.act(engine, tb, "void", "town_op", reason="重复")
+    h = scoped["tokens"]["town_op"]
+    items = {r["service_request_id"]: r for r in client.get("/api/v1/tickets/open311/requests.json", headers=h).json}
+    assert (items[str(ta)]["status"], items[str(tb)]["status"]) == ("open", "closed")
+    assert items[str(ta)]["requested_datetime"].endswith("+00:00")
+    closed = client.get("/api/v1/tickets/open311/requests.json?status=closed", headers=h).json
+    assert [r["service_request_id"] for r in closed] == [str(tb)]
+    worker = client.get("/api/v1/tickets/open311/requests.json", headers=scoped["tokens"]["worker_a"]).json
+    assert [r["service_request_id"] for r in worker] == [str(ta)]
