@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
 
 from . import audit, dispatch, eventlog, registry, stats
-from .access import scope_prefix, ticket_filter
+from .access import PREFIX_DIGITS, scope_prefix, ticket_filter
 from .db import ticket_transitions, tickets
 from .web import _device_json, _engine, _event_json, _iso, check_csrf, csrf_token, login_required
 
@@ -180,3 +180,39 @@ def device_list():
                            events=[_event_json(e) for e in eventlog.query_events(_engine(), limit=50,
                                                                                  prefix=_prefix())],
                            user=session["user"], csrf_token=csrf_token())
+
+
+def _scoped_registry():
+    from .db import areas, grids, people, person_roles
+    prefix = _prefix()
+    with _engine().connect() as conn:
+        # the areas inside the scope, and those above it (so a village sees its town and county)
+        area_rows = [dict(r) for r in conn.execute(sa.select(areas).order_by(areas.c.code)).mappings()
+                     if prefix is None or r["code"].startswith(prefix)
+                     or prefix.startswith(r["code"][:PREFIX_DIGITS[r["level"]]])]
+        grid_rows = [dict(r) for r in conn.execute(sa.select(grids).order_by(grids.c.code)).mappings()
+                     if prefix is None or r["code"].startswith(prefix)]
+        people_rows = [dict(r) for r in conn.execute(
+            sa.select(people.c.name, people.c.phone, person_roles.c.role, person_roles.c.scope_code)
+            .join(person_roles, person_roles.c.person_id == people.c.id).order_by(person_roles.c.scope_code))
+            .mappings() if prefix is None or r["scope_code"].startswith(prefix)]
+    return area_rows, grid_rows, people_rows
+
+
+@console.get("/registry")
+@login_required
+def registry_page():
+    from .gridregistry import ROLES
+    area_rows, grid_rows, people_rows = _scoped_registry()
+    return render_template("registry.html", areas=area_rows, grids=grid_rows, people=people_rows, roles=ROLES,
+                           user=session["user"], csrf_token=csrf_token())
+
+
+@console.get("/map")
+@login_required
+def map_page():
+    from .mapview import project
+    _, grid_rows, _ = _scoped_registry()
+    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                    prefix=_prefix())
+    return render_template("map.html", m=project(grid_rows, devices), user=session["user"], csrf_token=csrf_token())

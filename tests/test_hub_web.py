@@ -243,6 +243,10 @@ def test_console_pages_queue_actions_and_language(client, scoped, engine):
     client.get("/lang/en")
     assert "Queue board" in client.get("/queue").get_data(as_text=True)
     client.get("/lang/zh")
+    reg = client.get("/registry").get_data(as_text=True)
+    assert "小和山一网格" in reg and "杨家牌楼一网格" in reg and "绕城一网格" not in reg  # another town
+    svg = client.get("/map").get_data(as_text=True)
+    assert svg.count("<polygon") == 1 and "小和山一网格" in svg
     # a grid worker of grid A does not see grid B's ticket page
     client.post("/logout", data={"csrf_token": csrf})
     token = _csrf(client.get("/login").get_data(as_text=True))
