@@ -281,6 +281,57 @@ def registry_export(config_file: str, out: str | None) -> None:
         click.echo(text, nl=False)
 
 
+@main.group()
+def sla() -> None:
+    """SLA clocks per category, severity and level (stored as data)."""
+
+
+@sla.command("set")
+@config_option
+@click.option("--category", default="*", show_default=True, help="Ticket category, or * for all.")
+@click.option("--severity", type=click.Choice(["normal", "urgent"]), required=True)
+@click.option("--level", type=click.Choice(["village", "town", "county"]), required=True)
+@click.option("--accept-min", type=float, required=True, help="Minutes to accept.")
+@click.option("--resolve-min", type=float, required=True, help="Minutes to resolve.")
+@click.option("--wall-clock", is_flag=True, help="Count every minute, not only working time.")
+def sla_set(config_file: str, category: str, severity: str, level: str, accept_min: float, resolve_min: float,
+            wall_clock: bool) -> None:
+    """Set the accept and resolve deadlines for new tickets and escalations."""
+    from .dispatch import DispatchError, set_sla
+    try:
+        set_sla(_engine(config_file), category, severity, level, accept_min, resolve_min, not wall_clock)
+    except DispatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"SLA {category}/{severity}/{level}: accept {accept_min:g} min, resolve {resolve_min:g} min"
+               f" ({'wall clock' if wall_clock else 'working time'})")
+
+
+@main.group()
+def calendar() -> None:
+    """The working calendar: holidays and make-up workdays (调休)."""
+
+
+@calendar.command("set")
+@config_option
+@click.argument("day")
+@click.option("--kind", type=click.Choice(["holiday", "workday"]), required=True)
+@click.option("--name", default="", help="e.g. 国庆节.")
+def calendar_set(config_file: str, day: str, kind: str, name: str) -> None:
+    """Mark DAY (YYYY-MM-DD) as a holiday or as a worked day."""
+    import datetime as dt
+
+    from .db import calendar_days
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        raise click.ClickException(f"{day!r} is not a date like 2026-10-01") from None
+    engine = _engine(config_file)
+    with engine.begin() as conn:
+        conn.execute(calendar_days.delete().where(calendar_days.c.day == day))
+        conn.execute(calendar_days.insert().values(day=day, kind=kind, name=name or None))
+    click.echo(f"{day}: {kind} {name}")
+
+
 @device.command("list")
 @config_option
 def device_list(config_file: str) -> None:

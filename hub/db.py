@@ -82,7 +82,7 @@ _dispatch = db_dispatch.define(metadata)
 areas, grids, people, person_roles = (_dispatch[k] for k in ("areas", "grids", "people", "person_roles"))
 tickets, ticket_transitions, notifications = (_dispatch[k] for k in ("tickets", "ticket_transitions",
                                                                      "notifications"))
-calendar_days, audit_log = _dispatch["calendar_days"], _dispatch["audit_log"]
+calendar_days, audit_log, sla_rules = _dispatch["calendar_days"], _dispatch["audit_log"], _dispatch["sla_rules"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

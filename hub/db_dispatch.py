@@ -97,6 +97,15 @@ def define(metadata: sa.MetaData, *, with_stats_index: bool = True) -> dict[str,
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("name", sa.String(64)),
     )
+    t["sla_rules"] = sa.Table(  # revision 0006
+        "sla_rules", metadata,
+        sa.Column("category", sa.String(32), primary_key=True),
+        sa.Column("severity", sa.String(16), primary_key=True),
+        sa.Column("level", sa.String(8), primary_key=True),
+        sa.Column("accept_min", sa.Float, nullable=False),
+        sa.Column("resolve_min", sa.Float, nullable=False),
+        sa.Column("working_time", sa.Boolean, nullable=False),
+    )
     t["audit_log"] = sa.Table(
         "audit_log", metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import areas, devices, grids, notifications, ticket_transitions, tickets
+from .db import areas, devices, grids, notifications, sla_rules, ticket_transitions, tickets
 from .worktime import Calendar
 
 STATES = {
@@ -60,7 +60,8 @@ class Sla:
     working_time: bool = True
 
 
-#: default SLA per level; urgent tickets (panic button) run on wall-clock minutes
+#: default SLA per level, where no rule is stored (`xl-hub sla set`); urgent tickets (panic
+#: button) run on wall-clock minutes
 DEFAULT_SLA = {
     ("normal", "village"): Sla(240, 3 * 480), ("normal", "town"): Sla(240, 3 * 480),
     ("normal", "county"): Sla(480, 5 * 480),
@@ -70,8 +71,28 @@ DEFAULT_SLA = {
 URGENT_TARGETS = ("police_station", "town_centre", "county_centre")
 
 
-def _sla(severity: str, level: str, rules: dict | None) -> Sla:
-    return (rules or DEFAULT_SLA).get((severity, level)) or DEFAULT_SLA[(severity, level)]
+def _sla(conn: sa.Connection, category: str, severity: str, level: str) -> Sla:
+    """The SLA stored for this category (or for every category, "*"), else the default."""
+    rows = conn.execute(sa.select(sla_rules).where(sla_rules.c.category.in_((category, "*")))
+                        .where(sla_rules.c.severity == severity).where(sla_rules.c.level == level)).mappings().all()
+    best = min(rows, key=lambda r: r["category"] == "*", default=None)  # the category's own rule first
+    if best is None:
+        return DEFAULT_SLA[(severity, level)]
+    return Sla(best["accept_min"], best["resolve_min"], bool(best["working_time"]))
+
+
+def set_sla(engine: sa.Engine, category: str, severity: str, level: str, accept_min: float, resolve_min: float,
+            working_time: bool = True) -> None:
+    if severity not in ("normal", "urgent") or level not in LEVELS:
+        raise DispatchError("severity: normal or urgent; level: village, town or county")
+    if not 0 < accept_min <= resolve_min:
+        raise DispatchError("need 0 < accept minutes <= resolve minutes")
+    with engine.begin() as conn:
+        conn.execute(sla_rules.delete().where(sla_rules.c.category == category)
+                     .where(sla_rules.c.severity == severity).where(sla_rules.c.level == level))
+        conn.execute(sla_rules.insert().values(category=category, severity=severity, level=level,
+                                               accept_min=accept_min, resolve_min=resolve_min,
+                                               working_time=working_time))
 
 
 def _dues(cal: Calendar, sla: Sla, start: float) -> tuple[float, float]:
@@ -113,7 +134,7 @@ def area_chain(conn, village_code: str | None) -> dict[str, str]:
 def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, actor: str = "system",
                   severity: str = "normal", description: str | None = None, grid_code: str | None = None,
                   device_id: str | None = None, event_id: str | None = None, now: float | None = None,
-                  calendar: Calendar | None = None, sla_rules: dict | None = None) -> int | None:
+                  calendar: Calendar | None = None) -> int | None:
     """Report a matter (上报) and route it (分拨) to its grid's village level at once; an urgent one
     notifies the police station, town centre and county centre together. Returns the ticket id,
     or None if a ticket for ``event_id`` exists already (ingest may see an event twice)."""
@@ -125,7 +146,7 @@ def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, 
             grid_code = conn.execute(sa.select(devices.c.grid_code).where(devices.c.id == device_id)).scalar()
         village = village_of(conn, grid_code)
         cal = calendar or Calendar.load(conn)
-        accept_due, resolve_due = _dues(cal, _sla(severity, "village", sla_rules), now)
+        accept_due, resolve_due = _dues(cal, _sla(conn, category, severity, "village"), now)
         ticket_id = conn.execute(tickets.insert().values(
             category=category, severity=severity, state="dispatched", level="village", title=title,
             description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
@@ -155,7 +176,7 @@ def get_ticket(engine: sa.Engine, ticket_id: int) -> dict[str, Any] | None:
 
 def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: str | None = None,
         grid_code: str | None = None, merged_into: int | None = None, now: float | None = None,
-        calendar: Calendar | None = None, sla_rules: dict | None = None) -> dict[str, Any]:
+        calendar: Calendar | None = None) -> dict[str, Any]:
     """Apply ``action`` to a ticket; raise ``DispatchError`` if it is not allowed from the
     ticket's state and ``Conflict`` if another change won the race. Returns the new ticket."""
     if action not in ACTIONS:
@@ -196,7 +217,7 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
             if village is None:
                 raise DispatchError(f"no grid {grid_code}")
             cal = calendar or Calendar.load(conn)
-            accept_due, resolve_due = _dues(cal, _sla(row["severity"], row["level"], sla_rules), now)
+            accept_due, resolve_due = _dues(cal, _sla(conn, row["category"], row["severity"], row["level"]), now)
             values.update(grid_code=grid_code, village_code=village, assignee=None, accepted_at=None,
                           accept_due=accept_due, resolve_due=resolve_due)
         # conditional update: only if nobody changed the ticket since we read it
@@ -211,8 +232,8 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
         return dict(conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first())
 
 
-def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: Calendar | None = None,
-                     sla_rules: dict | None = None) -> list[int]:
+def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: Calendar | None = None
+                     ) -> list[int]:
     """Move tickets whose accept or resolve clock has run out one level up (village → town →
     county), with a fresh clock for the new level, and notify that level. The lower level's
     record keeps the miss (its transition row); the new level starts clean. Returns the ids."""
@@ -227,7 +248,7 @@ def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: C
         for t in late:
             level = LEVELS[LEVELS.index(t["level"]) + 1]
             missed = "accept" if t["state"] == "dispatched" else "resolve"
-            accept_due, resolve_due = _dues(cal, _sla(t["severity"], level, sla_rules), now)
+            accept_due, resolve_due = _dues(cal, _sla(conn, t["category"], t["severity"], level), now)
             values: dict[str, Any] = {"level": level, "resolve_due": resolve_due}
             if missed == "accept":
                 values["accept_due"] = accept_due

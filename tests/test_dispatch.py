@@ -191,3 +191,21 @@ def test_a_silent_device_gets_one_maintenance_ticket(engine):
     assert dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 11, 30)) == []
     dispatch.act(engine, tid, "void", "op", reason="已修复")
     assert len(dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 12, 30))) == 1
+
+
+def test_sla_rules_per_category_are_data(engine):
+    t0 = at(2026, 11, 2, 9, 0)  # Monday morning
+    dispatch.set_sla(engine, "fire", "normal", "village", 30, 120)
+    dispatch.set_sla(engine, "*", "normal", "village", 60, 600)
+    fire = dispatch.get_ticket(engine, dispatch.create_ticket(engine, category="fire", title="f", source="manual",
+                                                              grid_code=GRID_A, now=t0))
+    other = dispatch.get_ticket(engine, dispatch.create_ticket(engine, category="road", title="r", source="manual",
+                                                               grid_code=GRID_A, now=t0))
+    assert fire["accept_due"] == t0 + 30 * 60 and fire["resolve_due"] == t0 + 120 * 60
+    assert other["accept_due"] == t0 + 60 * 60
+    # town level has no rule: the default applies after escalation
+    assert dispatch.escalate_overdue(engine, now=t0 + 31 * 60) == [fire["id"]]
+    # 240 working minutes from 09:31: 149 before lunch, 91 after 13:30
+    assert dispatch.get_ticket(engine, fire["id"])["accept_due"] == at(2026, 11, 2, 15, 1)
+    with pytest.raises(dispatch.DispatchError):
+        dispatch.set_sla(engine, "fire", "normal", "village", 120, 30)
