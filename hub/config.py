@@ -67,12 +67,29 @@ class IngestSection(BaseModel):
                                                      "(3 heartbeats)", ge=5, le=86400)
 
 
+class TicketRule(BaseModel):
+    model_config = _STRICT
+    event: Literal["motion", "face"] = Field(description="Event type the rule looks at")
+    zones: list[str] = Field(default_factory=list, description="Only events in one of these zones (empty: any)",
+                             max_length=32)
+    start: str = Field("00:00", description="Local time the rule starts each day (HH:MM)",
+                       pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end: str = Field("24:00", description="Local time it ends (HH:MM; earlier than start means overnight)",
+                     pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
+    category: str = Field(description="Category of the tickets it opens", min_length=1, max_length=32)
+    severity: Literal["normal", "urgent"] = Field("normal", description="Severity of the tickets it opens")
+    title: str = Field(description="Title of the tickets it opens", min_length=1, max_length=200)
+
+
 class DispatchSection(BaseModel):
     model_config = _STRICT
     escalate_every_s: float = Field(30.0, description="Seconds between checks for overdue tickets and silent "
                                                       "devices", ge=1, le=3600)
     offline_ticket_after_s: float = Field(3600.0, description="A registered device silent this long gets a "
                                                              "maintenance ticket", ge=60, le=30 * 86400)
+    rules: list[TicketRule] = Field(default_factory=list, description="Face and motion events that open "
+                                                                      "tickets, e.g. motion in a zone at night",
+                                    max_length=100)
 
 
 class HubConfig(BaseModel):

@@ -27,6 +27,7 @@ from protocols.messages import (Command, Event, decode_event, decode_heartbeat, 
                                 encode_command, encode_hub_status)
 
 from . import dispatch, eventlog, registry
+from . import rules as rule_tickets
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ class IngestError(Exception):
 class Ingest:
     def __init__(self, engine: sa.Engine, *, host: str, port: int, username: str, password: str,
                  client_id: str = "xl-hub-ingest", share_group: str | None = None, tls: bool = False,
-                 ca_file: str | None = None, batch_max: int = 500):
+                 ca_file: str | None = None, batch_max: int = 500, rules: list | None = None):
         self.engine = engine
+        self.rules = rules or []
         self.batch_max = batch_max
         self.share_group = share_group
         self.fatal: str | None = None
@@ -190,6 +192,12 @@ class Ingest:
         for ev in events.values():
             if ev.type == "alarm":
                 self._open_alarm_ticket(ev)
+        if self.rules:
+            try:
+                rule_tickets.apply(self.engine, self.rules, [e for e in events.values() if e.type in ("motion", "face")])
+            except sa.exc.SQLAlchemyError:
+                self.counters["db_errors"] += 1
+                logger.exception("ticket rules failed for a batch of %d events", len(events))
 
     def _open_alarm_ticket(self, ev: Event) -> None:
         """Every alarm opens an urgent ticket (once per event id), after the ack so that the

@@ -108,7 +108,7 @@ class Hub:
             self.broker = EmbeddedBroker(eb.host, eb.port, creds)
             components.append(("broker", self.broker))
             self.ingest = Ingest(self.engine, host=eb.host, port=eb.port, username=HUB_MQTT_USER, password=secret,
-                                 batch_max=cfg.ingest.batch_max)
+                                 batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules)
         else:
             b = cfg.broker
             try:
@@ -118,7 +118,7 @@ class Hub:
             self.ingest = Ingest(self.engine, host=b.host, port=b.port, username=b.username, password=password,
                                  client_id=b.client_id, share_group=b.share_group, tls=b.tls,
                                  ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None,
-                                 batch_max=cfg.ingest.batch_max)
+                                 batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules)
         components.append(("ingest", self.ingest))
         self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
         components.append(("escalator", self.escalator))

@@ -209,3 +209,24 @@ def test_sla_rules_per_category_are_data(engine):
     assert dispatch.get_ticket(engine, fire["id"])["accept_due"] == at(2026, 11, 2, 15, 1)
     with pytest.raises(dispatch.DispatchError):
         dispatch.set_sla(engine, "fire", "normal", "village", 120, 30)
+
+
+def test_motion_in_a_zone_at_night_opens_one_ticket(engine):
+    from hub import registry, rules
+    from hub.config import TicketRule
+    from protocols.messages import Event
+    registry.add_device(engine, "33010200001310000001", kind="camera-box", name="村口", grid_code=GRID_A)
+    rule = TicketRule(event="motion", zones=["gate"], start="22:00", end="06:00", category="night_intrusion",
+                      title="夜间入侵")
+    n = iter(range(1, 100))
+
+    def motion(ts, zones):
+        return Event(id=f"0190a0b0-0000-7000-8000-{next(n):012d}", device_id="33010200001310000001", type="motion",
+                     ts=ts, seq=1, data={"zones": zones})
+    assert rules.apply(engine, [rule], [motion(at(2026, 11, 2, 14, 0), ["gate"])]) == []     # daytime
+    assert rules.apply(engine, [rule], [motion(at(2026, 11, 2, 23, 0), ["yard"])]) == []     # other zone
+    first = rules.apply(engine, [rule], [motion(at(2026, 11, 2, 23, 0), ["gate"])])
+    assert len(first) == 1 and dispatch.get_ticket(engine, first[0])["grid_code"] == GRID_A
+    assert rules.apply(engine, [rule], [motion(at(2026, 11, 3, 2, 0), ["gate"])]) == []      # one open per rule
+    dispatch.act(engine, first[0], "void", "op", reason="猫")
+    assert len(rules.apply(engine, [rule], [motion(at(2026, 11, 3, 5, 59), ["gate"])])) == 1  # after midnight
