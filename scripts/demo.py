@@ -101,6 +101,8 @@ def main() -> int:
     print(f"""
 雪亮 Xueliang demo is running (files and logs in {WORK})
   Hub page:   {base}/          user: admin   password: {password}
+              总览 dashboard shows the pillar's alarms live; 工单 queue board: accept → handle → resolve
+              → verify → archive; 统计 statistics; 地图 map; 网格 registry (a sample county is loaded)
   REST API:   curl -H 'Authorization: Bearer {token}' {base}/api/v1/devices
   Health:     {base}/healthz
   MQTT:       embedded broker on 127.0.0.1:{mqtt_port}
