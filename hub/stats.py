@@ -38,15 +38,15 @@ def _median_sorted(values: list[float]) -> float | None:
     return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
-def _rates(sums: dict[str, int], accept: list[float], resolve: list[float]) -> dict[str, Any]:
-    """``accept`` and ``resolve`` are sorted ascending."""
+def _rates(sums: dict[str, int], medians: tuple[float | None, float | None] | None) -> dict[str, Any]:
     denominator = sums["resolved"] + sums["open_overdue"]
+    accept, resolve = medians or (None, None)
     return {
         **sums,
         "handled_rate": sums["handled"] / sums["tickets"] if sums["tickets"] else None,
         "on_time_rate": sums["on_time"] / denominator if denominator else None,
-        "median_accept_min": _median_sorted(accept),
-        "median_resolve_min": _median_sorted(resolve),
+        "median_accept_min": accept,
+        "median_resolve_min": resolve,
     }
 
 
@@ -64,7 +64,8 @@ def _merge_by_grid(rows) -> list[dict[str, Any]]:
 
 def compute(engine: sa.Engine, prefix: str | None = None, now: float | None = None) -> dict[str, Any]:
     """Figures for the whole scope, per town and per grid: counts summed by the database per
-    grid and rolled up here; medians from durations the database returns in order."""
+    grid and rolled up here; medians by the database on PostgreSQL, here on SQLite (which has
+    no percentile function)."""
     now = time.time() if now is None else now
     t = tickets.c
     counted = t.state.not_in(NOT_COUNTED)
@@ -84,25 +85,70 @@ def compute(engine: sa.Engine, prefix: str | None = None, now: float | None = No
     ).where(ticket_filter(prefix)).group_by(t.grid_code, t.village_code)  # the index's order: no sort
     with engine.connect() as conn:
         per_grid = _merge_by_grid(conn.execute(sums_q).mappings())
-        # one pass for both medians: a resolved ticket has been accepted (resolve without accept
-        # cannot happen in the workflow)
-        duration_rows = conn.execute(sa.select(t.grid_code, t.village_code, (t.accepted_at - t.created_at) / 60,
-                                               (t.resolved_at - t.created_at) / 60)
-                                     .where(ticket_filter(prefix)).where(counted)
-                                     .where(t.accepted_at.is_not(None))).all()
+        if conn.dialect.name == "postgresql":
+            medians = _medians_in_sql(conn, prefix)
+        else:
+            medians = _medians_in_python(conn, prefix, per_grid)
         names = {r.code: r.name for r in conn.execute(sa.select(areas.c.code, areas.c.name))}
         names.update({r.code: r.name for r in conn.execute(sa.select(grids.c.code, grids.c.name))})
+    sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_SUMS, 0))
+    for row in per_grid:
+        for key in (row["grid"], "town:" + town(row["village"]), "*"):
+            for k in _SUMS:
+                sums[key][k] += int(row[k])
+    towns = sorted({town(row["village"]) for row in per_grid})
+    return {
+        "total": _rates(sums["*"], medians.get("*")),
+        "towns": [{"code": c, "name": names.get(c, c), **_rates(sums["town:" + c], medians.get("town:" + c))}
+                  for c in towns],
+        "grids": [{"code": row["grid"] or "—", "name": names.get(row["grid"], row["grid"]),
+                   **_rates(sums[row["grid"]], medians.get(row["grid"]))}
+                  for row in sorted(per_grid, key=lambda r: r["grid"])],
+        "formulas": FORMULAS,
+    }
 
-    def town(village: str | None) -> str:
-        return village[:9] + "000" if village else "—"
 
+Medians = dict[str, tuple[float | None, float | None]]  # key -> (accept, resolve) minutes
+
+
+def town(village: str | None) -> str:
+    return village[:9] + "000" if village else "—"
+
+
+def _durations(prefix: str | None):
+    """Minutes to accept and to resolve of counted tickets (a resolved ticket has always been
+    accepted: resolve needs handling, which needs acceptance)."""
+    t = tickets.c
+    grid_key = sa.func.coalesce(t.grid_code, t.village_code, "")  # no grid: counted under its village
+    return (grid_key, (t.accepted_at - t.created_at) / 60, (t.resolved_at - t.created_at) / 60,
+            sa.and_(ticket_filter(prefix), t.state.not_in(NOT_COUNTED), t.accepted_at.is_not(None)))
+
+
+def _medians_in_sql(conn: sa.Connection, prefix: str | None) -> Medians:
+    """PostgreSQL: percentile_cont per grid, per town and overall in one grouping-sets query."""
+    grid_key, accept, resolve, where = _durations(prefix)
+    t = tickets.c
+    town_key = sa.case((t.village_code.is_(None), "—"), else_=sa.func.substr(t.village_code, 1, 9) + "000")
+    q = sa.select(grid_key.label("g"), town_key.label("tw"), sa.func.grouping(grid_key).label("gg"),
+                  sa.func.grouping(town_key).label("gt"),
+                  sa.func.percentile_cont(0.5).within_group(accept).label("ma"),
+                  sa.func.percentile_cont(0.5).within_group(resolve).label("mr")) \
+        .where(where).group_by(sa.func.grouping_sets(sa.tuple_(grid_key), sa.tuple_(town_key), sa.tuple_()))
+    out: Medians = {}
+    for r in conn.execute(q).mappings():
+        key = r["g"] if not r["gg"] else ("town:" + r["tw"] if not r["gt"] else "*")
+        out[key] = (r["ma"], r["mr"])
+    return out
+
+
+def _medians_in_python(conn: sa.Connection, prefix: str | None, per_grid: list[dict[str, Any]]) -> Medians:
+    grid_key, accept, resolve, where = _durations(prefix)
     acc: dict[str, list[float]] = defaultdict(list)
     res: dict[str, list[float]] = defaultdict(list)
-    for grid, village, accept, resolve in duration_rows:
-        grid = grid or village or ""  # a ticket with no grid counts under its village
-        acc[grid].append(accept)
-        if resolve is not None:
-            res[grid].append(resolve)
+    for grid, a, r in conn.execute(sa.select(grid_key, accept, resolve).where(where)):
+        acc[grid].append(a)
+        if r is not None:
+            res[grid].append(r)
     grid_town = {row["grid"]: "town:" + town(row["village"]) for row in per_grid}
     for lists in (acc, res):
         for grid in list(lists):
@@ -111,21 +157,7 @@ def compute(engine: sa.Engine, prefix: str | None = None, now: float | None = No
             lists["*"].extend(lists[grid])
         for key in [k for k in lists if k.startswith("town:") or k == "*"]:
             lists[key].sort()  # concatenated sorted runs: timsort merges them in near-linear time
-    sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_SUMS, 0))
-    for row in per_grid:
-        for key in (row["grid"], "town:" + town(row["village"]), "*"):
-            for k in _SUMS:
-                sums[key][k] += int(row[k])
-    towns = sorted({town(row["village"]) for row in per_grid})
-    return {
-        "total": _rates(sums["*"], acc["*"], res["*"]),
-        "towns": [{"code": c, "name": names.get(c, c), **_rates(sums["town:" + c], acc["town:" + c],
-                                                                  res["town:" + c])} for c in towns],
-        "grids": [{"code": row["grid"] or "—", "name": names.get(row["grid"], row["grid"]),
-                   **_rates(sums[row["grid"]], acc[row["grid"]], res[row["grid"]])}
-                  for row in sorted(per_grid, key=lambda r: r["grid"])],
-        "formulas": FORMULAS,
-    }
+    return {key: (_median_sorted(acc[key]), _median_sorted(res.get(key, []))) for key in acc}
 
 
 def counts_by_state(engine: sa.Engine, prefix: str | None = None) -> dict[str, int]:
