@@ -83,6 +83,7 @@ areas, grids, people, person_roles = (_dispatch[k] for k in ("areas", "grids", "
 tickets, ticket_transitions, notifications = (_dispatch[k] for k in ("tickets", "ticket_transitions",
                                                                      "notifications"))
 calendar_days, audit_log, sla_rules = _dispatch["calendar_days"], _dispatch["audit_log"], _dispatch["sla_rules"]
+ticket_photos = _dispatch["ticket_photos"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

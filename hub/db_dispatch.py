@@ -106,6 +106,17 @@ def define(metadata: sa.MetaData, *, with_stats_index: bool = True) -> dict[str,
         sa.Column("resolve_min", sa.Float, nullable=False),
         sa.Column("working_time", sa.Boolean, nullable=False),
     )
+    t["ticket_photos"] = sa.Table(  # revision 0007
+        "ticket_photos", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("actor", sa.String(64), nullable=False),
+        sa.Column("purpose", sa.String(16), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("jpeg", sa.LargeBinary, nullable=False),
+        sa.Column("at", sa.Float, nullable=False),
+        sa.Index("ix_ticket_photos_ticket", "ticket_id"),
+    )
     t["audit_log"] = sa.Table(
         "audit_log", metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

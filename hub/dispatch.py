@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import areas, devices, grids, notifications, sla_rules, ticket_transitions, tickets
+from .db import areas, devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
 from .worktime import Calendar
 
 STATES = {
@@ -40,6 +40,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "transfer": (("dispatched", "accepted", "handling"), "dispatched"),  # 移交
     "merge": (("reported", "dispatched"), "merged"),                    # 合并
     "void": (("reported", "dispatched"), "void"),                       # 作废
+    "progress": (("accepted", "handling", "returned"), None),           # 处置进展 (a note)
     "urge": (OPEN_STATES, None),                                        # 催办
     "supervise": (OPEN_STATES, None),                                   # 督办
 }
@@ -190,7 +191,7 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
         state = row["state"]
         if state not in sources:
             raise DispatchError(f"cannot {action} a ticket that is {state} ({STATES[state]})")
-        if action in ("send_back", "reject", "void", "transfer") and not reason:
+        if action in ("send_back", "reject", "void", "transfer", "progress") and not reason:
             raise DispatchError(f"{action} needs a reason")
         values: dict[str, Any] = {}
         new_state = target or state
@@ -220,6 +221,8 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
             accept_due, resolve_due = _dues(cal, _sla(conn, row["category"], row["severity"], row["level"]), now)
             values.update(grid_code=grid_code, village_code=village, assignee=None, accepted_at=None,
                           accept_due=accept_due, resolve_due=resolve_due)
+        if not values:  # a note (progress): nothing changes but the guard below must still hold
+            values["state"] = state
         # conditional update: only if nobody changed the ticket since we read it
         result = conn.execute(tickets.update().where(tickets.c.id == ticket_id).where(tickets.c.state == state)
                               .where(tickets.c.urge_count == row["urge_count"])
@@ -282,3 +285,17 @@ def open_offline_tickets(engine: sa.Engine, *, offline_after_s: float, now: floa
         if ticket_id is not None:
             made.append(ticket_id)
     return made
+
+
+MAX_PHOTO_BYTES = 4 * 1024 * 1024
+
+
+def add_photo(engine: sa.Engine, ticket_id: int, actor: str, jpeg: bytes, purpose: str) -> int:
+    """Attach a JPEG (report, progress or resolution photo); returns its id."""
+    import hashlib
+    if not jpeg.startswith(b"\xff\xd8\xff") or len(jpeg) > MAX_PHOTO_BYTES:
+        raise DispatchError(f"a photo must be a JPEG of at most {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+    with engine.begin() as conn:
+        return int(conn.execute(ticket_photos.insert().values(
+            ticket_id=ticket_id, actor=actor, purpose=purpose, sha256=hashlib.sha256(jpeg).hexdigest(), jpeg=jpeg,
+            at=time.time())).inserted_primary_key[0])

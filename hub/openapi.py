@@ -86,8 +86,9 @@ def document(version: str) -> dict[str, Any]:
                 "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 "responses": {"200": {"description": "Ticket and timeline"}, "404": err("No such ticket in your area")}}},
             "/api/v1/tickets/{ticket_id}/actions/{action}": {"post": {
-                "summary": "dispatch, send_back, accept, start, resolve, verify, reject, archive, transfer, merge, "
-                           "void, urge, supervise",
+                "summary": "dispatch, send_back, accept, start, progress (a note), resolve, verify, reject, archive, "
+                           "transfer, merge, void, urge, supervise; JSON, or multipart with a JPEG `photo` for "
+                           "progress and resolve",
                 "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}},
                                {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
@@ -96,6 +97,11 @@ def document(version: str) -> dict[str, Any]:
                 "responses": {"200": {"description": "The changed ticket"}, "403": err("Viewers cannot act"),
                               "404": err("No such ticket in your area"),
                               "409": err("Not allowed from this state, or someone else changed it first")}}},
+            "/api/v1/tickets/{ticket_id}/photos/{photo_id}": {"get": {
+                "summary": "A ticket's photo (JPEG; viewing it is audited)",
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                               {"name": "photo_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "image/jpeg"}, "404": err("No such photo in your area")}}},
             "/api/v1/tickets/open311/requests.json": {"get": {
                 "summary": "Tickets in the caller's area as Open311 GeoReport v2 requests (status open|closed)",
                 "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["open", "closed"]}},

@@ -21,7 +21,7 @@ ACTION_LABELS = {
     "accept": ("受理", "Accept"), "start": ("开始处置", "Start"), "resolve": ("处置完毕", "Resolve"),
     "verify": ("核查通过", "Verify"), "reject": ("核查退回", "Return"), "archive": ("归档", "Archive"),
     "send_back": ("退回", "Send back"), "transfer": ("移交", "Transfer"), "void": ("作废", "Void"),
-    "urge": ("催办", "Urge"), "supervise": ("督办", "Supervise"),
+    "progress": ("处置进展", "Progress note"), "urge": ("催办", "Urge"), "supervise": ("督办", "Supervise"),
 }
 STATE_EN = {"reported": "reported", "dispatched": "dispatched", "accepted": "accepted", "handling": "handling",
             "resolved": "resolved", "verified": "verified", "returned": "returned", "archived": "archived",

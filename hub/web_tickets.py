@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from . import audit, dispatch
 from .access import scope_prefix, ticket_filter
-from .db import grids, ticket_transitions, tickets
+from .db import grids, ticket_photos, ticket_transitions, tickets
 from .web import ApiError, _engine, _iso, api_auth
 
 tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
@@ -31,6 +31,24 @@ def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:
     for k in ("created_at", "accept_due", "resolve_due", "accepted_at", "resolved_at", "closed_at"):
         out[k] = _iso(t[k])
     return out
+
+
+def _body() -> dict[str, Any]:
+    """JSON, or a multipart form (a phone posting a photo)."""
+    if request.mimetype == "multipart/form-data":
+        return request.form.to_dict()
+    return request.get_json(silent=True) or {}
+
+
+def _photo(ticket_id: int, purpose: str) -> int | None:
+    upload = request.files.get("photo")
+    if upload is None:
+        return None
+    data = upload.read(dispatch.MAX_PHOTO_BYTES + 1)
+    try:
+        return dispatch.add_photo(_engine(), ticket_id, g.user["username"], data, purpose)
+    except dispatch.DispatchError as exc:
+        raise ApiError(400, "bad_photo", str(exc)) from None
 
 
 def _visible(ticket_id: int) -> dict[str, Any]:
@@ -67,8 +85,14 @@ def get_ticket(ticket_id: int):
     with _engine().connect() as conn:
         timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
                                 .order_by(ticket_transitions.c.id)).mappings().all()
+    with _engine().connect() as conn:
+        photos = conn.execute(sa.select(ticket_photos.c.id, ticket_photos.c.purpose, ticket_photos.c.actor,
+                                        ticket_photos.c.at).where(ticket_photos.c.ticket_id == ticket_id)
+                              .order_by(ticket_photos.c.id)).mappings().all()
     audit.record(_engine(), g.user["username"], "view_ticket", str(ticket_id))
-    return jsonify(ticket=_ticket_json(t), timeline=[
+    return jsonify(ticket=_ticket_json(t), photos=[
+        {"id": p["id"], "purpose": p["purpose"], "actor": p["actor"], "at": _iso(p["at"]),
+         "url": f"/api/v1/tickets/{ticket_id}/photos/{p['id']}"} for p in photos], timeline=[
         {"actor": r["actor"], "action": r["action"], "from": r["from_state"], "to": r["to_state"],
          "level": r["level"], "reason": r["reason"], "at": _iso(r["at"])} for r in timeline])
 
@@ -79,7 +103,7 @@ def report():
     """A grid worker reports a matter (巡查上报)."""
     if g.user["role"] not in WRITE_ROLES:
         raise ApiError(403, "forbidden", "viewers cannot report")
-    body = request.get_json(silent=True) or {}
+    body = _body()
     title, grid_code = body.get("title"), body.get("grid_code")
     if not isinstance(title, str) or not 1 <= len(title) <= 200:
         raise ApiError(400, "bad_request", "title: 1-200 characters")
@@ -91,6 +115,7 @@ def report():
     ticket_id = dispatch.create_ticket(_engine(), category=str(body.get("category") or "other")[:32], title=title,
                                        description=body.get("description"), source="manual", grid_code=grid_code,
                                        actor=g.user["username"])
+    _photo(ticket_id, "report")
     audit.record(_engine(), g.user["username"], "report", str(ticket_id))
     return jsonify(ticket=_ticket_json(_visible(ticket_id))), 201
 
@@ -101,16 +126,35 @@ def act(ticket_id: int, action: str):
     if g.user["role"] not in WRITE_ROLES:
         raise ApiError(403, "forbidden", "viewers cannot change tickets")
     _visible(ticket_id)
-    body = request.get_json(silent=True) or {}
+    body = _body()
+    merged_into = body.get("merged_into")
+    if isinstance(merged_into, str) and merged_into.isdigit():
+        merged_into = int(merged_into)
+    if "photo" in request.files and action not in ("progress", "resolve"):
+        raise ApiError(400, "bad_request", "photos go with progress notes and resolutions")
     try:
         t = dispatch.act(_engine(), ticket_id, action, g.user["username"], reason=body.get("reason"),
-                         grid_code=body.get("grid_code"), merged_into=body.get("merged_into"))
+                         grid_code=body.get("grid_code"), merged_into=merged_into)
     except dispatch.Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     except dispatch.DispatchError as exc:
         raise ApiError(409, "not_allowed", str(exc)) from None
+    photo_id = _photo(ticket_id, action)
     audit.record(_engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
-    return jsonify(ticket=_ticket_json(t))
+    return jsonify(ticket=_ticket_json(t), photo_id=photo_id)
+
+
+@tickets_api.get("/<int:ticket_id>/photos/<int:photo_id>")
+@api_auth
+def photo(ticket_id: int, photo_id: int):
+    _visible(ticket_id)
+    with _engine().connect() as conn:
+        jpeg = conn.execute(sa.select(ticket_photos.c.jpeg).where(ticket_photos.c.id == photo_id)
+                            .where(ticket_photos.c.ticket_id == ticket_id)).scalar()
+    if jpeg is None:
+        raise ApiError(404, "not_found", f"no photo {photo_id} on ticket {ticket_id}")
+    audit.record(_engine(), g.user["username"], "view_photo", f"{ticket_id}/{photo_id}")
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 #: Open311 GeoReport v2 knows only open and closed

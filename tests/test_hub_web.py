@@ -267,3 +267,46 @@ def test_open311_export_maps_states_to_open_and_closed(client, scoped, engine):
     assert [r["service_request_id"] for r in closed] == [str(tb)]
     worker = client.get("/api/v1/tickets/open311/requests.json", headers=scoped["tokens"]["worker_a"]).json
     assert [r["service_request_id"] for r in worker] == [str(ta)]
+
+
+def _jpeg() -> bytes:
+    # a tiny baseline JPEG (1x1 gray): SOI, JFIF, quantisation and Huffman tables, one block, EOI
+    return bytes.fromhex(
+        "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f"
+        "141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b080001000101011100"
+        "ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b5100002010303020403050504040000"
+        "017d01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a2526272829"
+        "2a3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a838485868788898a9293949596"
+        "9798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3"
+        "f4f5f6f7f8f9faffda0008010100003f00fbd3ffd9")
+
+
+def test_progress_notes_and_resolution_photos_from_a_phone(client, scoped, engine):
+    import io
+    ta, tb = scoped["tickets"]
+    h = scoped["tokens"]["worker_a"]
+    client.post(f"/api/v1/tickets/{ta}/actions/accept", headers=h)
+    client.post(f"/api/v1/tickets/{ta}/actions/start", headers=h)
+    assert client.post(f"/api/v1/tickets/{ta}/actions/progress", headers=h, json={}).status_code == 409
+    r = client.post(f"/api/v1/tickets/{ta}/actions/progress", headers=h, json={"reason": "已联系村委"})
+    assert r.status_code == 200 and r.json["ticket"]["state"] == "handling"
+    jpeg = _jpeg()
+    r = client.post(f"/api/v1/tickets/{ta}/actions/resolve", headers=h,
+                    data={"reason": "路灯已换", "photo": (io.BytesIO(jpeg), "done.jpg")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json["photo_id"]
+    bad = client.post(f"/api/v1/tickets/{ta}/actions/urge", headers=h,
+                      data={"photo": (io.BytesIO(b"GIF89a"), "x.gif")}, content_type="multipart/form-data")
+    assert bad.status_code == 400
+    detail = client.get(f"/api/v1/tickets/{ta}", headers=h).json
+    assert [p["purpose"] for p in detail["photos"]] == ["resolve"]
+    assert [s["reason"] for s in detail["timeline"] if s["action"] == "progress"] == ["已联系村委"]
+    got = client.get(detail["photos"][0]["url"], headers=h)
+    assert got.status_code == 200 and got.data == jpeg and got.mimetype == "image/jpeg"
+    other = client.get(detail["photos"][0]["url"].replace(f"/{ta}/", f"/{tb}/"), headers=h)
+    assert other.status_code == 404
+    assert [v["object"] for v in audit.rows(engine, action="view_photo")] == [f"{ta}/{detail['photos'][0]['id']}"]
+    not_jpeg = client.post("/api/v1/tickets", headers=h, data={"title": "x", "grid_code": GRID_A,
+                                                               "photo": (io.BytesIO(b"not a jpeg"), "x.jpg")},
+                           content_type="multipart/form-data")
+    assert not_jpeg.status_code == 400
