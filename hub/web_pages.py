@@ -83,6 +83,7 @@ def stream():
     """New tickets in the user's area as Server-Sent Events (``event: ticket``)."""
     prefix = _prefix()
     engine = _engine()
+    english = session.get("lang") == "en"
     try:
         last = int(request.args.get("after", 0))
     except ValueError:
@@ -98,7 +99,8 @@ def stream():
                                     .order_by(tickets.c.id)).mappings().all()
             for t in rows:
                 last = max(last, t["id"])
-                data = {"id": t["id"], "title": t["title"], "severity": t["severity"], "state": t["state"],
+                state = STATE_EN[t["state"]] if english else dispatch.STATES[t["state"]]
+                data = {"id": t["id"], "title": t["title"], "severity": t["severity"], "state": state,
                         "grid_code": t["grid_code"], "device_id": t["device_id"], "created_at": _iso(t["created_at"])}
                 yield f"event: ticket\nid: {t['id']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
             quiet = 0.0 if rows else quiet + 1.0
