@@ -305,7 +305,17 @@ def test_progress_notes_and_resolution_photos_from_a_phone(client, scoped, engin
     assert got.status_code == 200 and got.data == jpeg and got.mimetype == "image/jpeg"
     other = client.get(detail["photos"][0]["url"].replace(f"/{ta}/", f"/{tb}/"), headers=h)
     assert other.status_code == 404
-    assert [v["object"] for v in audit.rows(engine, action="view_photo")] == [f"{ta}/{detail['photos'][0]['id']}"]
+    # a photo on grid B's ticket: the town operator sees it, grid A's worker gets a 404
+    town = scoped["tokens"]["town_op"]
+    client.post(f"/api/v1/tickets/{tb}/actions/accept", headers=town)
+    client.post(f"/api/v1/tickets/{tb}/actions/start", headers=town)
+    b_photo = client.post(f"/api/v1/tickets/{tb}/actions/progress", headers=town,
+                          data={"reason": "现场照片", "photo": (io.BytesIO(jpeg), "b.jpg")},
+                          content_type="multipart/form-data").json["photo_id"]
+    assert client.get(f"/api/v1/tickets/{tb}/photos/{b_photo}", headers=town).status_code == 200
+    assert client.get(f"/api/v1/tickets/{tb}/photos/{b_photo}", headers=h).status_code == 404
+    assert [v["object"] for v in audit.rows(engine, action="view_photo")] == [
+        f"{tb}/{b_photo}", f"{ta}/{detail['photos'][0]['id']}"]
     not_jpeg = client.post("/api/v1/tickets", headers=h, data={"title": "x", "grid_code": GRID_A,
                                                                "photo": (io.BytesIO(b"not a jpeg"), "x.jpg")},
                            content_type="multipart/form-data")
