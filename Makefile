@@ -30,9 +30,11 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
 demo: system-deps install
+	$(BIN)/xl-edge models install
 	$(BIN)/python scripts/demo.py
 
 test: system-deps install-test
+	$(BIN)/xl-edge models install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test

