@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import ProtocolError, topics
+from protocols.endpoint import FATAL_CONNECT_REASONS
 from protocols.messages import (Command, Heartbeat, Priority, Status, decode_ack, decode_command,
                                 decode_hub_status, encode_heartbeat, encode_status)
 
@@ -31,9 +32,6 @@ from .store import Store
 
 logger = logging.getLogger(__name__)
 
-#: CONNACK answers that retrying cannot fix
-FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Client identifier not valid",
-                         "Banned", "Bad authentication method"}
 URGENT_BURST = 64  # urgent rows sent per pass even when the window is full
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import time
 
@@ -19,6 +20,13 @@ MIN_PASSWORD_LENGTH = 10
 
 class AuthError(Exception):
     """A user, token or credential request cannot be honoured."""
+
+
+def write_private(path: "str | os.PathLike[str]", text: str) -> None:
+    """Write a secret to ``path`` readable by its owner only (mode 0600, made so, never chmod-ed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _sha256(secret: str) -> str:

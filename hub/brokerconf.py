@@ -4,7 +4,6 @@ applies, see protocols/README.md)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 
 from protocols import topics
 
-from .auth import mosquitto_hash
+from .auth import mosquitto_hash, write_private
 from .db import devices
 
 ACL_DEVICE_PATTERNS = ([("write", ch) for ch in topics.DEVICE_PUBLISHES] +
@@ -48,19 +47,13 @@ def mosquitto_conf(port: int, passwd: Path, acl: Path, *, tls: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def write_broker_files(engine: sa.Engine, out: Path, *, hub_user: str, hub_password_file: Path, port: int,
                        tls: bool) -> tuple[dict[str, Path], list[str]]:
     """Write passwd, acl and mosquitto.conf into ``out``; make the hub's password if it has none.
     Returns the paths and the registered devices left out because they have no broker hash."""
     out.mkdir(parents=True, exist_ok=True)
     if not hub_password_file.exists():
-        _write_private(hub_password_file, secrets.token_urlsafe(24) + "\n")
+        write_private(hub_password_file, secrets.token_urlsafe(24) + "\n")
     hub_password = hub_password_file.read_text().strip()
     with engine.connect() as conn:
         rows = conn.execute(sa.select(devices.c.id, devices.c.mqtt_broker_hash)
@@ -69,7 +62,7 @@ def write_broker_files(engine: sa.Engine, out: Path, *, hub_user: str, hub_passw
     entries = [f"{hub_user}:{mosquitto_hash(hub_password)}"] + [f"{r.id}:{r.mqtt_broker_hash}" for r in rows
                                                                  if r.mqtt_broker_hash]
     paths = {"passwd": out / "passwd", "acl": out / "acl", "conf": out / "mosquitto.conf"}
-    _write_private(paths["passwd"], "\n".join(entries) + "\n")
+    write_private(paths["passwd"], "\n".join(entries) + "\n")
     paths["acl"].write_text(acl_text(hub_user))
     paths["conf"].write_text(mosquitto_conf(port, paths["passwd"].resolve(), paths["acl"].resolve(), tls=tls))
     return paths, missing

@@ -12,7 +12,6 @@ First start::
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
@@ -21,6 +20,7 @@ from protocols import ProtocolError
 from protocols.configdoc import ConfigError
 
 from . import __version__
+from .auth import write_private
 
 
 def _load(config_file: str):
@@ -191,7 +191,7 @@ def device_add(config_file: str, device_id: str, kind: str, name: str, grid_code
         Path(out_config).write_text(text, encoding="utf-8")
         click.echo(f"device config written to {out_config}")
     if password_file:
-        _write_secret(password_file, secret)
+        write_private(password_file, secret + "\n")
         click.echo(f"device {device_id} registered; MQTT password written to {password_file}")
     else:
         click.echo(f"device {device_id} registered; MQTT user {device_id}, password: {secret}")
@@ -209,14 +209,8 @@ def device_password(config_file: str, device_id: str, password_file: str) -> Non
         secret = new_device_secret(_engine(config_file), device_id)
     except AuthError as exc:
         raise click.ClickException(str(exc)) from None
-    _write_secret(password_file, secret)
+    write_private(password_file, secret + "\n")
     click.echo(f"new MQTT password for {device_id} written to {password_file}")
-
-
-def _write_secret(path: str, secret: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
 
 
 @main.command("broker-config")

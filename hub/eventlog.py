@@ -55,14 +55,6 @@ def get_event(engine: sa.Engine, event_id: str, prefix: str | None = None) -> di
     return dict(row) if row else None
 
 
-def count_events(engine: sa.Engine, device: str | None = None) -> int:
-    query = sa.select(sa.func.count()).select_from(events)
-    if device:
-        query = query.where(events.c.device_id == device)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
-
-
 def merge_alarm_updates(conn: sa.Connection, batch: list[Event]) -> int:
     """Fold ``alarm_update`` events (more presses within the merge window) into their alarm's
     press count. Returns how many alarms changed."""

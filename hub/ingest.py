@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import ProtocolError, topics
+from protocols.endpoint import FATAL_CONNECT_REASONS
 from protocols.messages import (Command, Event, decode_event, decode_heartbeat, decode_status, encode_ack,
                                 encode_command, encode_hub_status)
 
@@ -31,7 +32,6 @@ from . import rules as rule_tickets
 
 logger = logging.getLogger(__name__)
 
-FATAL_CONNECT_REASONS = {"Bad user name or password", "Not authorized", "Client identifier not valid", "Banned"}
 
 
 class IngestError(Exception):

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
 
 from . import audit, dispatch, eventlog, registry, stats
-from .access import PREFIX_DIGITS, scope_prefix, ticket_filter
+from .access import PREFIX_DIGITS, ticket_filter
 from .db import ticket_transitions, tickets
-from .web import _device_json, _engine, _event_json, _iso, check_csrf, csrf_token, login_required
+from .web import _device_json, _engine, _event_json, _iso, _user_prefix, check_csrf, csrf_token, login_required
 
 console = Blueprint("console", __name__)
 
@@ -49,8 +49,7 @@ def set_lang(lang: str):
 
 
 def _prefix() -> str | None:
-    with _engine().connect() as conn:
-        return scope_prefix(conn, session["user"].get("scope_code"))
+    return _user_prefix(session["user"])
 
 
 def _allowed_actions(t: dict) -> list[str]:

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, g, jsonify, request
 
 from . import audit, dispatch
-from .access import scope_prefix, ticket_filter
+from .access import ticket_filter
 from .db import grids, ticket_photos, ticket_transitions, tickets
-from .web import ApiError, _engine, _iso, api_auth
+from .web import ApiError, _engine, _iso, _user_prefix, api_auth
 
 tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
 
@@ -19,8 +19,7 @@ WRITE_ROLES = ("admin", "operator", "grid_worker")
 
 
 def _prefix() -> str | None:
-    with _engine().connect() as conn:
-        return scope_prefix(conn, g.user.get("scope_code"))
+    return _user_prefix(g.user)
 
 
 def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:

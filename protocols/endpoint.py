@@ -6,6 +6,10 @@ from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
+#: CONNACK answers (paho's names) that retrying cannot fix: a client stops and says why
+FATAL_CONNECT_REASONS = frozenset({"Bad user name or password", "Not authorized", "Client identifier not valid",
+                                   "Banned", "Bad authentication method"})
+
 
 def check_broker_url(value: str) -> str:
     """Return ``value`` if it is a usable broker URL, else raise ``ValueError`` saying why."""

@@ -6,7 +6,6 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 
 from . import ProtocolError
 
@@ -56,33 +55,6 @@ def check_event_id(value: object) -> str:
     if not isinstance(value, str) or not _EVENT_ID_RE.match(value):
         raise ProtocolError(f"event id must be a lowercase UUIDv7 string, got {str(value)[:60]!r}")
     return value
-
-
-@dataclass(frozen=True)
-class DeviceId:
-    """A 20-digit GB/T 28181-style id: 8-digit civil code, 2 industry, 3 type, 1 network, 6 serial."""
-
-    value: str
-
-    @property
-    def civil_code(self) -> str:
-        return self.value[:8]
-
-    @property
-    def industry(self) -> str:
-        return self.value[8:10]
-
-    @property
-    def type_code(self) -> str:
-        return self.value[10:13]
-
-    @property
-    def network(self) -> str:
-        return self.value[13]
-
-    @property
-    def serial(self) -> str:
-        return self.value[14:]
 
 
 def check_device_id(value: object) -> str:

@@ -46,11 +46,6 @@ def command(device_id: str) -> str:
     return _device(device_id, "cmd")
 
 
-def device_root(device_id: str) -> str:
-    """Filter for everything under one device (used in broker ACLs)."""
-    return f"{PREFIX}/dev/{check_device_id(device_id)}/#"
-
-
 def hub_status() -> str:
     return f"{PREFIX}/hub/status"
 
