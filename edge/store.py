@@ -42,6 +42,16 @@ def m001_events_and_outbox(db: Database) -> None:
     db["outbox"].create_index(["event_id"], unique=True)
 
 
+@migrations()
+def m002_media(db: Database) -> None:
+    """Files that belong to events: snapshots, thumbnails, face crops, clips."""
+    db["media"].create({"id": int, "event_id": str, "kind": str, "path": str, "bytes": int, "created_at": float},
+                       pk="id", not_null={"event_id", "kind", "path", "bytes", "created_at"})
+    db["media"].create_index(["kind", "created_at"])
+    db["media"].create_index(["event_id"])
+    db["media"].create_index(["path"], unique=True)
+
+
 class StoreError(Exception):
     """The store cannot take a write (disk full, file damaged)."""
 
@@ -52,6 +62,17 @@ class NewEvent:
     data: dict[str, Any]
     priority: int | None = None
     ts: float | None = None
+    id: str | None = None  # taken from ``Store.new_id()`` ahead of time, e.g. to link faces to motion
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    id: int
+    event_id: str
+    kind: str
+    path: str
+    bytes: int
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,10 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self.db = Database(self._conn)
         migrations.apply(self.db)
+
+    def new_id(self) -> str:
+        """An event id for an event that will be added later (ids sort by creation time)."""
+        return self._ids.new()
 
     def set_listener(self, on_added: Callable[[], None] | None) -> None:
         self._on_added = on_added
@@ -100,7 +125,7 @@ class Store:
                 events = []
                 for i, item in enumerate(items):
                     prio = item.priority if item.priority is not None else EVENT_TYPES.get(item.type, Priority.NORMAL)
-                    events.append(Event(id=self._ids.new(), device_id=self.device_id, type=item.type,
+                    events.append(Event(id=item.id or self._ids.new(), device_id=self.device_id, type=item.type,
                                         ts=item.ts if item.ts is not None else now, seq=next_seq + i,
                                         priority=int(prio), data=item.data))
                 self._conn.executemany(
@@ -157,3 +182,39 @@ class Store:
                 "SELECT id, seq, type, priority, ts, data, synced_at FROM events ORDER BY seq DESC LIMIT ?", (limit,))
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    # --- media ------------------------------------------------------------------------------
+
+    def add_media(self, event_id: str, kind: str, path: str, size: int) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO media (event_id, kind, path, bytes, created_at) "
+                               "VALUES (?,?,?,?,?)", (event_id, kind, path, size, time.time()))
+
+    def media_bytes(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT coalesce(sum(bytes), 0) FROM media").fetchone()[0]
+
+    def media_of(self, event_id: str) -> list[MediaRow]:
+        with self._lock:
+            rows = self._conn.execute("SELECT id, event_id, kind, path, bytes, created_at FROM media "
+                                      "WHERE event_id = ? ORDER BY id", (event_id,)).fetchall()
+        return [MediaRow(*r) for r in rows]
+
+    def deletable_media(self, kind: str, limit: int) -> list[MediaRow]:
+        """The oldest files of ``kind`` whose event the hub has stored. A file whose event is not
+        synced yet (or not even stored yet, as a clip still being written) is never offered."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT m.id, m.event_id, m.kind, m.path, m.bytes, m.created_at FROM media m "
+                "JOIN events e ON e.id = m.event_id WHERE m.kind = ? AND e.synced_at IS NOT NULL "
+                "ORDER BY m.created_at, m.id LIMIT ?", (kind, limit)).fetchall()
+        return [MediaRow(*r) for r in rows]
+
+    def forget_media(self, ids: list[int]) -> None:
+        with self._lock, self._conn:
+            self._conn.executemany("DELETE FROM media WHERE id = ?", [(i,) for i in ids])
+
+    def is_synced(self, event_id: str) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT synced_at FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row is not None and row[0] is not None
