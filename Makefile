@@ -24,7 +24,7 @@ $(BIN)/python: | system-deps
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[scenes]'
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
