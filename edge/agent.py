@@ -64,6 +64,12 @@ class Agent:
         if cfg.demo.enabled:
             self.generator = DemoGenerator(cfg.demo, self.store, self.meters)
             components.append(("demo", self.generator))
+        self.web = None
+        if cfg.web is not None:
+            from .web import EventFeed, LanPage, WebContext
+            self.web = LanPage(WebContext(cfg, cfg.web, self.store, EventFeed(), vision=self.vision,
+                                          pillar=self.pillar, sync=self.sync, meters=self.meters))
+            components.append(("web", self.web))
         if cfg.provisioning is not None:
             if config_path is None:
                 raise AgentError("provisioning needs the path of the config file")

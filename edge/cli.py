@@ -196,6 +196,38 @@ def models_install(model_dir: str | None) -> None:
     click.echo(f"face model ready: {path}")
 
 
+@main.group()
+def user() -> None:
+    """Users of the device's LAN page."""
+
+
+@user.command("add")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True,
+              help="viewer watches; operator also acknowledges alarms.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(config_file: str, name: str, role: str, password_stdin: bool) -> None:
+    """Add a LAN page user NAME (or set a new password); there is no default user."""
+    from .store import Store
+    from .web.auth import hash_password
+
+    try:
+        cfg = load_config(config_file)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid config:\n{exc}") from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("the password needs at least 10 characters")
+    store = Store(cfg.resolve(cfg.store.path), cfg.device.id)
+    store.put_user(name, hash_password(password), role)
+    store.close()
+    click.echo(f"LAN page user {name} ({role}) saved")
+
+
 @main.command()
 @click.argument("video", type=click.Path(exists=True, dir_okay=False))
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),

@@ -214,6 +214,23 @@ class PrivacySection(BaseModel):
                                                 "crops are then not kept")
 
 
+class WebSection(BaseModel):
+    model_config = _STRICT
+    host: str = Field("0.0.0.0", description="Address the LAN page listens on (0.0.0.0: every interface)",
+                      min_length=1)
+    port: int = Field(8080, description="Port of the LAN page", ge=1, le=65535)
+    threads: int = Field(16, description="Web server threads (each live MJPEG or event stream holds one)",
+                         ge=4, le=128)
+    ice_addresses: list[str] = Field(default_factory=list, description="Addresses offered to browsers for "
+                                     "live video (WebRTC host candidates); empty: every interface but "
+                                     "loopback. No STUN: the page is for the local network", max_length=8)
+    live_width: int = Field(960, description="Width of the live video", ge=160, le=1920)
+    live_fps: float = Field(15.0, description="Frames per second of the live video", ge=1, le=30)
+    live_bitrate_kbps: int = Field(1500, description="Bitrate of the live video", ge=100, le=8000)
+    alarm_window_s: float = Field(1800.0, description="An alarm shows on the page until acknowledged, or "
+                                                      "for this long", ge=60, le=86400)
+
+
 class DemoSection(BaseModel):
     model_config = _STRICT
     enabled: bool = Field(False, description="Generate sample events (for demos until cameras are set up)")
@@ -236,6 +253,8 @@ class EdgeConfig(BaseModel):
                                          max_length=8)
     media: MediaSection = Field(default_factory=MediaSection, description="Snapshots, face crops and clips")
     privacy: PrivacySection = Field(default_factory=PrivacySection, description="Privacy")
+    web: WebSection | None = Field(None, description="The LAN page for village monitors (live video, events, "
+                                                     "alarms); leave out to serve no page")
     demo: DemoSection = Field(default_factory=DemoSection, description="Sample event generator")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 

@@ -120,6 +120,10 @@ class Pillar:
         if current is not None and current in event_ids and self.led == sf.Led.ALARM_SENT:
             self._set_led(sf.Led.ALARM_RECEIVED)
 
+    def acknowledged_locally(self) -> None:
+        """A village monitor acknowledged the alarm on the LAN page: help is coming."""
+        self._set_led(sf.Led.HELP_COMING)
+
     def on_command(self, cmd: Command) -> None:
         if cmd.command == "help_coming":
             self._set_led(sf.Led.HELP_COMING)

@@ -52,6 +52,13 @@ def m002_media(db: Database) -> None:
     db["media"].create_index(["path"], unique=True)
 
 
+@migrations()
+def m003_users(db: Database) -> None:
+    """People who may open the device's LAN page (hashed passwords)."""
+    db["users"].create({"name": str, "password_hash": str, "role": str, "created_at": float}, pk="name",
+                       not_null={"password_hash", "role", "created_at"})
+
+
 class StoreError(Exception):
     """The store cannot take a write (disk full, file damaged)."""
 
@@ -102,6 +109,16 @@ class Store:
 
     def set_listener(self, on_added: Callable[[], None] | None) -> None:
         self._on_added = on_added
+
+    def add_listener(self, on_added: Callable[[], None]) -> None:
+        """Call ``on_added`` too after each write (next to the sync engine's listener)."""
+        first = self._on_added
+
+        def both() -> None:
+            if first is not None:
+                first()
+            on_added()
+        self._on_added = both
 
     def close(self) -> None:
         with self._lock:
@@ -218,3 +235,62 @@ class Store:
         with self._lock:
             row = self._conn.execute("SELECT synced_at FROM events WHERE id = ?", (event_id,)).fetchone()
         return row is not None and row[0] is not None
+
+    def events(self, *, camera: str | None = None, type: str | None = None, since: float | None = None,
+               until: float | None = None, before_seq: int | None = None, after_seq: int | None = None,
+               limit: int = 50) -> list[dict[str, Any]]:
+        """Events newest first (oldest first with ``after_seq``), filtered; ``data`` decoded."""
+        where, args = [], []
+        if camera:
+            where.append("json_extract(data, '$.camera') = ?")
+            args.append(camera)
+        if type:
+            where.append("type = ?")
+            args.append(type)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("ts <= ?")
+            args.append(until)
+        if before_seq is not None:
+            where.append("seq < ?")
+            args.append(before_seq)
+        if after_seq is not None:
+            where.append("seq > ?")
+            args.append(after_seq)
+        order = "ASC" if after_seq is not None else "DESC"
+        sql = ("SELECT id, seq, type, priority, ts, data, synced_at FROM events"
+               + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY seq {order} LIMIT ?")
+        with self._lock:
+            cur = self._conn.execute(sql, [*args, limit])
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        for row in rows:
+            row["data"] = json.loads(row["data"])
+        return rows
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+    def media_path_known(self, path: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM media WHERE path = ?", (path,)).fetchone() is not None
+
+    # --- LAN page users -------------------------------------------------------------------
+
+    def put_user(self, name: str, password_hash: str, role: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO users (name, password_hash, role, created_at) VALUES (?,?,?,?)",
+                               (name, password_hash, role, time.time()))
+
+    def user(self, name: str) -> tuple[str, str] | None:
+        """(password hash, role) of a LAN page user."""
+        with self._lock:
+            row = self._conn.execute("SELECT password_hash, role FROM users WHERE name = ?", (name,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def user_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM users").fetchone()[0]

@@ -43,6 +43,7 @@ EVENT_TYPES: dict[str, Priority] = {
     "mcu_restored": Priority.HIGH,
     "alarm": Priority.URGENT,
     "alarm_update": Priority.URGENT,
+    "alarm_ack": Priority.URGENT,
 }
 
 

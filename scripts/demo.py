@@ -62,9 +62,11 @@ def main() -> int:
         video.parent.mkdir(parents=True, exist_ok=True)
         run(xl_edge, "sample-video", str(video), "--seconds", "40")
     edge_cfgs = []
+    lan_ports = []
     for i, (dev, kind, name, lat, lon) in enumerate(DEVICES, 1):
         folder = WORK / f"edge{i}"
         folder.mkdir()
+        lan_ports.append(free_port(8080 + i))
         run(xl_hub, "device", "add", "--config", str(hub_cfg), dev, "--kind", kind, "--name", name,
             "--grid", "330102001001001", "--password-file", str(folder / "mqtt-password"))
         cfg = folder / "edge.yaml"
@@ -79,8 +81,11 @@ def main() -> int:
                              {"name": "lane", "points": [[0, 0.3], [0.5, 0.3], [0.5, 1], [0, 1]]}]}}]
                         if kind == "camera-box" else [{"name": "pillar", "source": str(video)}]),
             **({"pillar": {"port": "ttyPILLAR", "siren_on_press": True}} if kind == "alarm-pillar" else {}),
+            "web": {"host": "127.0.0.1", "port": lan_ports[-1], "ice_addresses": ["127.0.0.1"]},
         }, ensure_ascii=False, indent=2))  # JSON is YAML
         edge_cfgs.append(cfg)
+        run(xl_edge, "user", "add", "--config", str(cfg), "monitor", "--role", "operator", "--password-stdin",
+            stdin=password + "\n")
 
     procs: list[subprocess.Popen] = []
     logs = []
@@ -119,6 +124,9 @@ def main() -> int:
   Edge agents: {', '.join(d[0] for d in DEVICES)}: cameras play {video.name} (motion and face events
               with thumbnails; snapshots and clips in {WORK}/edge*/media); the pillar's button is
               pressed every 30 s
+  LAN pages:  {'   '.join(f'http://127.0.0.1:{p}/' for p in lan_ports)}
+              (the village monitors' page of each device: live video, events, alarms)
+              user: monitor   password: {password}   (the same as the hub's admin, for the demo)
 Press Ctrl-C to stop.
 """, flush=True)
 

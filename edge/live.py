@@ -1,0 +1,310 @@
+"""Live view: one H.264 encoder per camera shared by every viewer, sent over WebRTC (aiortc).
+
+``LiveEncoder`` encodes a camera's latest frame (never a queue of old ones, so latency cannot
+grow) at up to ``fps``, scaled to ``width``, and only while someone watches. Each WebRTC viewer
+gets a track that hands aiortc the already encoded packets (aiortc packetises them; it does not
+encode again), starting at a keyframe; a viewer that falls behind skips to the next keyframe.
+``LiveServer`` runs aiortc on its own asyncio thread: signalling is one HTTP POST (offer in,
+answer out) made by the web app; ICE uses host candidates only, no STUN, on configurable
+addresses. The MJPEG fallback shares one JPEG per frame between its viewers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from .capture import Frame, LatestFrame
+
+logger = logging.getLogger(__name__)
+
+VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+
+
+class LiveEncoder:
+    def __init__(self, name: str, latest: LatestFrame, *, width: int = 960, fps: float = 15.0,
+                 bitrate: int = 1_500_000, keyframe_s: float = 2.0):
+        self.name, self.latest = name, latest
+        self.width, self.fps, self.bitrate, self.keyframe_s = width, fps, bitrate, keyframe_s
+        self._subs: set[_Subscriber] = set()
+        self._lock = threading.Lock()
+        self._want_key = True
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"live-{name}", daemon=True)
+        self.frames_encoded = 0
+        self._bytes: list[tuple[float, int]] = []  # (time, size) of the last seconds, for the bitrate
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def viewers(self) -> int:
+        with self._lock:
+            return len(self._subs)
+
+    def bitrate_bps(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            recent = [(t, n) for t, n in self._bytes if now - t <= 3.0]
+            self._bytes = recent
+        return 8 * sum(n for _, n in recent) / 3.0
+
+    def subscribe(self, deliver: Callable[[av.Packet], None]) -> "_Subscriber":
+        sub = _Subscriber(deliver)
+        with self._lock:
+            self._subs.add(sub)
+            self._want_key = True
+        self._wake.set()
+        return sub
+
+    def unsubscribe(self, sub: "_Subscriber") -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    def request_keyframe(self) -> None:
+        self._want_key = True
+
+    def _new_context(self, width: int, height: int) -> av.CodecContext:
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.framerate = fractions.Fraction(int(self.fps), 1)
+        ctx.time_base = VIDEO_TIME_BASE
+        ctx.bit_rate = self.bitrate
+        ctx.options = {"profile": "baseline", "level": "31", "tune": "zerolatency", "preset": "ultrafast",
+                       "g": str(max(1, int(self.fps * self.keyframe_s)))}
+        ctx.thread_count = 1
+        return ctx
+
+    def _run(self) -> None:
+        ctx = None
+        size = None
+        last_index = -1
+        next_due = 0.0
+        while not self._stop.is_set():
+            if not self._subs:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            frame = self.latest.wait_newer(last_index, 1.0)
+            if frame is None:
+                continue
+            now = time.monotonic()
+            if now < next_due:
+                if self._stop.wait(next_due - now):
+                    break
+                frame = self.latest.frame or frame  # the newest, after the wait
+            next_due = max(now, next_due) + 1.0 / self.fps
+            last_index = frame.index
+            width = min(self.width, frame.width) // 2 * 2
+            height = max(2, round(frame.height * width / frame.width) // 2 * 2)
+            if ctx is None or size != (width, height):
+                ctx, size = self._new_context(width, height), (width, height)
+                self._want_key = True
+            vf = _to_video_frame(frame, width, height)
+            vf.pts = int(time.monotonic() * 90000)
+            vf.time_base = VIDEO_TIME_BASE
+            if self._want_key:
+                self._want_key = False
+                vf.pict_type = av.video.frame.PictureType.I
+            try:
+                packets = ctx.encode(vf)
+            except av.error.FFmpegError as exc:
+                logger.error("live encoder of %s: %s", self.name, exc)
+                ctx = None
+                continue
+            self.frames_encoded += 1
+            for packet in packets:
+                with self._lock:
+                    self._bytes.append((time.monotonic(), packet.size))
+                    subs = list(self._subs)
+                for sub in subs:
+                    sub.offer(packet)
+
+
+def _to_video_frame(frame: Frame, width: int, height: int) -> av.VideoFrame:
+    if frame._av is not None:
+        return frame._av.reformat(width=width, height=height, format="yuv420p")
+    rgb = frame.rgb(width)
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+
+class _Subscriber:
+    """Hands packets to one viewer, from a keyframe on; drops to the next keyframe when the
+    viewer has not taken the previous packets yet."""
+
+    def __init__(self, deliver: Callable[[av.Packet], None]):
+        self.deliver = deliver
+        self.synced = False
+        self.pending = 0
+        self.lock = threading.Lock()
+
+    def offer(self, packet: av.Packet) -> None:
+        with self.lock:
+            if not self.synced and not packet.is_keyframe:
+                return
+            if self.pending > 2 and not packet.is_keyframe:
+                self.synced = False  # behind: wait for the next keyframe
+                return
+            self.synced = True
+            self.pending += 1
+        self.deliver(packet)
+
+    def taken(self) -> None:
+        with self.lock:
+            self.pending = max(0, self.pending - 1)
+
+
+class MjpegSource:
+    """The MJPEG fallback: one JPEG per camera frame, shared by every MJPEG viewer."""
+
+    def __init__(self, latest: LatestFrame, width: int = 640, quality: int = 70):
+        self.latest, self.width, self.quality = latest, width, quality
+        self._lock = threading.Lock()
+        self._cached: tuple[int, bytes] | None = None
+        self.viewers = 0
+
+    def jpeg(self, after: int, timeout: float = 2.0) -> tuple[int, bytes] | None:
+        frame = self.latest.wait_newer(after, timeout)
+        if frame is None:
+            return None
+        with self._lock:
+            if self._cached is None or self._cached[0] != frame.index:
+                rgb = frame.rgb(min(self.width, frame.width) // 2 * 2)
+                ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
+                                       [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                self._cached = (frame.index, buf.tobytes())
+            return self._cached
+
+
+@dataclass(eq=False)
+class Viewer:
+    pc: object
+    camera: str
+    sub: _Subscriber
+    started: float
+
+
+class LiveServer:
+    """aiortc on its own asyncio thread."""
+
+    def __init__(self, encoders: dict[str, LiveEncoder], ice_addresses: list[str] | None = None):
+        self.encoders = encoders
+        self.ice_addresses = ice_addresses
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="webrtc", daemon=True)
+        self.viewers: set[Viewer] = set()
+        if ice_addresses:
+            _restrict_host_candidates(ice_addresses)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> None:
+        self._thread.start()
+        for enc in self.encoders.values():
+            enc.start()
+
+    def stop(self) -> None:
+        for enc in self.encoders.values():
+            enc.stop()
+        if self._thread.is_alive():
+            fut = asyncio.run_coroutine_threadsafe(self._close_all(), self.loop)
+            try:
+                fut.result(timeout=5)
+            except Exception:  # closing is best effort at shutdown
+                pass
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    async def _close_all(self) -> None:
+        for v in list(self.viewers):
+            await v.pc.close()
+
+    def answer(self, camera: str, sdp: str, kind: str, timeout: float = 15.0) -> dict:
+        """Take a browser's offer for ``camera``; return the answer (blocking, for the web app)."""
+        fut = asyncio.run_coroutine_threadsafe(self._answer(camera, sdp, kind), self.loop)
+        return fut.result(timeout=timeout)
+
+    def viewer_count(self, camera: str) -> int:
+        return sum(1 for v in self.viewers if v.camera == camera)
+
+    async def _answer(self, camera: str, sdp: str, kind: str) -> dict:
+        encoder = self.encoders[camera]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        track = PacketTrack()
+        loop = self.loop
+
+        def deliver(packet: av.Packet) -> None:
+            loop.call_soon_threadsafe(track.push, packet)
+
+        sub = encoder.subscribe(deliver)
+        track.on_taken = sub.taken
+        viewer = Viewer(pc, camera, sub, time.time())
+        self.viewers.add(viewer)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed", "disconnected"):
+                encoder.unsubscribe(sub)
+                self.viewers.discard(viewer)
+                if pc.connectionState != "closed":
+                    await pc.close()
+
+        # the track and its codec (H.264: what the shared encoder makes) before the offer, so the
+        # offer's video section is matched to this transceiver and the answer names only H.264
+        sender = pc.addTrack(track)
+        h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+        next(t for t in pc.getTransceivers() if t.sender == sender).setCodecPreferences(h264)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+
+
+class PacketTrack(MediaStreamTrack):
+    """A video track whose ``recv`` returns already encoded H.264 packets."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: asyncio.Queue[av.Packet] = asyncio.Queue()
+        self.on_taken: Callable[[], None] = lambda: None
+
+    def push(self, packet: av.Packet) -> None:
+        self.queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet:
+        packet = await self.queue.get()
+        self.on_taken()
+        return packet
+
+
+def _restrict_host_candidates(addresses: list[str]) -> None:
+    """Offer only these host addresses (aioice otherwise offers every interface but loopback)."""
+    import aioice.ice
+    chosen = list(addresses)
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [a for a in chosen
+                                                                 if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]

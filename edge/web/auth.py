@@ -1,0 +1,91 @@
+"""LAN page users, login, roles and CSRF.
+
+Users live in the device's store with scrypt password hashes (``xl-edge user add``); there is
+no default user or password. Roles: ``viewer`` (watch) and ``operator`` (also acknowledge
+alarms). Every page and API needs a session; every state-changing request carries the
+session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from werkzeug.security import check_password_hash, generate_password_hash
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+ROLES = ("viewer", "operator")
+OPEN_ENDPOINTS = {"auth.login", "pages.lang", "static"}
+# a fixed hash to compare against when the user does not exist, so timing does not tell
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def guard():
+    """Before every request: a session for everything but the login page and static files; the
+    CSRF token on every state change."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            if request.path.startswith("/api/"):
+                return jsonify(error={"code": "csrf", "message": "missing or wrong CSRF token"}), 403
+            abort(403)
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if not session.get("user"):
+        if request.path.startswith("/api/") or request.path.startswith("/media/") or request.path.startswith("/live/"):
+            return jsonify(error={"code": "login", "message": "log in first"}), 401
+        return redirect(url_for("auth.login", next=request.path))
+    return None
+
+
+def operator_only():
+    if session.get("role") != "operator":
+        return jsonify(error={"code": "forbidden", "message": "operators only"}), 403
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    ctx = current_app.extensions["xl"]
+    error = None
+    status = 200
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        password = request.form.get("password", "")
+        row = ctx.store.user(name)
+        ok = check_password_hash(row[0] if row else _DUMMY_HASH, password) and row is not None
+        if ok:
+            csrf = session.get("csrf")
+            session.clear()
+            session.update(user=name, role=row[1], csrf=csrf or secrets.token_urlsafe(32), since=time.time())
+            logger.info("LAN page: %s logged in from %s", name, request.remote_addr)
+            target = request.args.get("next", "/")
+            return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+        logger.warning("LAN page: failed login for %r from %s", name, request.remote_addr)
+        error = _("Wrong user name or password.")
+        status = 401
+    no_users = ctx.store.user_count() == 0
+    return render_template("login.html", error=error, no_users=no_users), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,61 @@
+"""Keep the LAN page's message catalogues current: extract the strings, merge them into each
+language's .po (keeping translations), and compile the .mo files the page loads.
+
+Usage: python scripts/translations.py [--check]   (--check: exit 1 if anything is out of date
+or untranslated, without writing)
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "edge" / "web"
+TRANSLATIONS = WEB / "translations"
+LANGUAGES = ("zh",)  # English is the source language
+
+
+def extract() -> Catalog:
+    template = Catalog(project="xueliang", charset="utf-8")
+    method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
+    for filename, lineno, message, comments, context in extract_from_dir(str(WEB), method_map):
+        template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    return template
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    template = extract()
+    stale = []
+    for lang in LANGUAGES:
+        folder = TRANSLATIONS / lang / "LC_MESSAGES"
+        po_path, mo_path = folder / "messages.po", folder / "messages.mo"
+        with open(po_path, "rb") as fh:
+            catalog = read_po(fh, locale=lang)
+        template.creation_date = catalog.creation_date  # dates in the header change only with content
+        catalog.update(template, no_fuzzy_matching=True)
+        missing = [m.id for m in catalog if m.id and not m.string]
+        if missing:
+            stale.append(f"{po_path}: untranslated: {missing}")
+        po, mo = io.BytesIO(), io.BytesIO()
+        write_po(po, catalog, width=100, omit_header=False, no_location=True, ignore_obsolete=True)
+        write_mo(mo, catalog)
+        if po_path.read_bytes() != po.getvalue() or not mo_path.exists() or mo_path.read_bytes() != mo.getvalue():
+            stale.append(f"{po_path} or its .mo is out of date: run python scripts/translations.py")
+            if not check:
+                po_path.write_bytes(po.getvalue())
+                mo_path.write_bytes(mo.getvalue())
+    for line in stale:
+        print(line, file=sys.stderr)
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
