@@ -184,8 +184,9 @@ class ClipsSection(BaseModel):
 class CameraSection(BaseModel):
     model_config = _STRICT
     name: str = Field(description="Camera name, unique on this device, e.g. gate", pattern=r"^[a-z0-9_-]{1,32}$")
-    source: str = Field(description="rtsp://user:password@host/path, a video file (played in a loop), or a "
-                                    "USB camera /dev/videoN", min_length=1)
+    source: str = Field(description="rtsp://user:password@host/path, a video file (played in a loop), a "
+                                    "USB camera /dev/videoN, or clock://WIDTHxHEIGHT@FPS (a test camera that "
+                                    "draws the time of each frame into it)", min_length=1)
     loop: bool = Field(True, description="Play a video file again from the start when it ends")
     loss_after_s: float = Field(10.0, description="A camera down this long gives a video_loss event",
                                 ge=1, le=3600)
