@@ -228,6 +228,19 @@ def user_add(config_file: str, name: str, role: str, password_stdin: bool) -> No
     click.echo(f"LAN page user {name} ({role}) saved")
 
 
+@user.command("hash")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_hash(password_stdin: bool) -> None:
+    """Print a password hash for `web.users` in a config to be flashed (the config never holds
+    the password itself)."""
+    from .web.auth import hash_password
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("the password needs at least 10 characters")
+    click.echo(hash_password(password))
+
+
 @main.command()
 @click.argument("video", type=click.Path(exists=True, dir_okay=False))
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),

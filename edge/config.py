@@ -215,6 +215,15 @@ class PrivacySection(BaseModel):
                                                 "crops are then not kept")
 
 
+class WebUser(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="User name", pattern=r"^[\w.@-]{1,64}$")
+    role: Literal["viewer", "operator"] = Field("viewer", description="viewer watches; operator also "
+                                                                     "acknowledges alarms")
+    password_hash: str = Field(description="Hash made by `xl-edge user hash` (never the password itself)",
+                               pattern=r"^(scrypt|pbkdf2):")
+
+
 class WebSection(BaseModel):
     model_config = _STRICT
     host: str = Field("0.0.0.0", description="Address the LAN page listens on (0.0.0.0: every interface)",
@@ -228,6 +237,8 @@ class WebSection(BaseModel):
     live_width: int = Field(960, description="Width of the live video", ge=160, le=1920)
     live_fps: float = Field(15.0, description="Frames per second of the live video", ge=1, le=30)
     live_bitrate_kbps: int = Field(1500, description="Bitrate of the live video", ge=100, le=8000)
+    users: list[WebUser] = Field(default_factory=list, description="Users flashed with the config (hashed "
+                                 "passwords); `xl-edge user add` adds more on the device", max_length=64)
     alarm_window_s: float = Field(1800.0, description="An alarm shows on the page until acknowledged, or "
                                                       "for this long", ge=60, le=86400)
 

@@ -7,6 +7,10 @@ encode again), starting at a keyframe; a viewer that falls behind skips to the n
 ``LiveServer`` runs aiortc on its own asyncio thread: signalling is one HTTP POST (offer in,
 answer out) made by the web app; ICE uses host candidates only, no STUN, on configurable
 addresses. The MJPEG fallback shares one JPEG per frame between its viewers.
+
+Talk-back with the pillar's speaker and microphone will be an audio track on the same peer
+connection: the offer already decides the transceivers, so the browser adds an audio
+transceiver and ``LiveServer._answer`` attaches the pillar's audio to it.
 """
 
 from __future__ import annotations

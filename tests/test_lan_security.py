@@ -145,3 +145,31 @@ def test_translations_are_complete_and_compiled():
     result = subprocess.run([sys.executable, str(root / "scripts" / "translations.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_users_flashed_with_the_config_log_in_with_a_hash_never_a_password(tmp_path):
+    import subprocess
+
+    from protocols.configdoc import ConfigError
+    from edge.config import parse_config
+
+    from .helpers import BIN
+    out = subprocess.run([str(BIN / "xl-edge"), "user", "hash", "--password-stdin"], input=PASSWORD + "\n",
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("scrypt:") and PASSWORD not in out
+    base = {"device": {"id": device_id(1), "kind": "camera-box", "model": "t", "name": "t",
+                       "grid_code": "330102001001001", "location": {"latitude": 30, "longitude": 120}},
+            "broker": {"url": "mqtt://127.0.0.1:1", "password": "not-used-here"}}
+    import json
+    with pytest.raises(ConfigError, match="password_hash"):
+        parse_config(json.dumps({**base, "web": {"users": [{"name": "m", "password_hash": PASSWORD}]}}),
+                     str(tmp_path / "bad.yaml"))
+    cfg = parse_config(json.dumps({**base, "web": {"users": [{"name": "m", "role": "operator", "password_hash": out}]}}),
+                       str(tmp_path / "edge.yaml"))
+    store = Store(tmp_path / "edge.db", cfg.device.id)
+    app = create_app(WebContext(cfg, cfg.web, store, EventFeed()), secret=b"k" * 32)
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    assert client.post("/login", data={"name": "m", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    assert client.get("/api/health").get_json()["device"]["id"] == cfg.device.id
+    store.close()

@@ -88,6 +88,8 @@ def create_app(ctx: WebContext, *, secret: bytes | None = None) -> Flask:
                       BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
                       MAX_CONTENT_LENGTH=256 * 1024)
     app.extensions["xl"] = ctx
+    for u in ctx.web.users:  # users flashed with the config
+        ctx.store.put_user(u.name, u.password_hash, u.role)
     Babel(app, locale_selector=select_locale)
     from . import api, auth, pages
     app.register_blueprint(auth.bp)
