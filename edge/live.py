@@ -185,6 +185,10 @@ class MjpegSource:
         self._cached: tuple[int, bytes] | None = None
         self.viewers = 0
 
+    def last(self) -> tuple[int, bytes] | None:
+        with self._lock:
+            return self._cached
+
     def jpeg(self, after: int, timeout: float = 2.0) -> tuple[int, bytes] | None:
         frame = self.latest.wait_newer(after, timeout)
         if frame is None:

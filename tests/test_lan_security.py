@@ -19,6 +19,8 @@ PASSWORD = "a long enough password"
 
 @pytest.fixture
 def app(tmp_path):
+    from edge.web import auth
+    auth._failures.clear()
     cfg = EdgeConfig.model_validate({
         "device": {"id": device_id(1), "kind": "camera-box", "model": "t", "name": "t",
                    "grid_code": "330102001001001", "location": {"latitude": 30, "longitude": 120}},
@@ -91,6 +93,15 @@ def test_wrong_password_is_refused_and_no_user_has_a_default(app):
         resp = client.post("/login", data={"name": name, "password": password, "csrf_token": token})
         assert resp.status_code == 401
     assert client.get("/api/health").status_code == 401
+
+
+def test_guessing_passwords_is_slowed_down(app):
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    for _ in range(5):
+        assert client.post("/login", data={"name": "op", "password": "guess", "csrf_token": token}).status_code == 401
+    # the sixth try waits, even with the right password
+    assert client.post("/login", data={"name": "op", "password": PASSWORD, "csrf_token": token}).status_code == 429
 
 
 def test_clip_download_refuses_path_traversal_and_unknown_files(app):

@@ -177,8 +177,11 @@ def mjpeg(camera: str):
             index = -1
             while True:
                 got = source.jpeg(index)
-                if got is None:
-                    continue
+                if got is None:  # the camera is down: repeat the last picture, which also tells
+                    got = source.last()  # the server when the viewer has gone
+                    if got is None:
+                        yield b"--frame\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n\r\n"
+                        continue
                 index, jpeg = got
                 yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
                        + b"\r\n\r\n" + jpeg + b"\r\n")

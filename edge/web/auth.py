@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import threading
 import time
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
@@ -24,6 +25,22 @@ ROLES = ("viewer", "operator")
 OPEN_ENDPOINTS = {"auth.login", "pages.lang", "static"}
 # a fixed hash to compare against when the user does not exist, so timing does not tell
 _DUMMY_HASH = generate_password_hash("not a password of anyone")
+MAX_FAILURES, FAILURE_WINDOW_S = 5, 300  # failed logins from one address before it must wait
+_failures: dict[str, list[float]] = {}
+_failures_lock = threading.Lock()
+
+
+def _throttled(addr: str) -> bool:
+    now = time.monotonic()
+    with _failures_lock:
+        recent = [t for t in _failures.get(addr, []) if now - t < FAILURE_WINDOW_S]
+        _failures[addr] = recent
+        return len(recent) >= MAX_FAILURES
+
+
+def _failed(addr: str) -> None:
+    with _failures_lock:
+        _failures.setdefault(addr, []).append(time.monotonic())
 
 
 def hash_password(password: str) -> str:
@@ -66,7 +83,10 @@ def login():
     ctx = current_app.extensions["xl"]
     error = None
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and _throttled(request.remote_addr or ""):
+        error = _("Too many failed logins from this address; try again in a few minutes.")
+        status = 429
+    elif request.method == "POST":
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
         row = ctx.store.user(name)
@@ -79,6 +99,7 @@ def login():
             target = request.args.get("next", "/")
             return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
         logger.warning("LAN page: failed login for %r from %s", name, request.remote_addr)
+        _failed(request.remote_addr or "")
         error = _("Wrong user name or password.")
         status = 401
     no_users = ctx.store.user_count() == 0

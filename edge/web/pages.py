@@ -19,7 +19,7 @@ def js_strings() -> dict[str, str]:
         "up": _("up"), "down": _("down"), "connected": _("connected"), "disconnected": _("disconnected"),
         "never": _("never"), "online": _("online"), "offline": _("offline"), "none": _("none"),
         "clip": _("Clip"), "snapshot": _("Snapshot"), "no_events": _("No events"),
-        "seconds_ago": _("s ago"),
+        "seconds_ago": _("s ago"), "free": _("free"),
         "types": {"motion": _("Motion"), "face": _("Face"), "alarm": _("Alarm"), "alarm_update": _("Alarm (again)"),
                   "alarm_ack": _("Alarm acknowledged"), "video_loss": _("Video lost"),
                   "camera_restored": _("Camera restored"), "tamper": _("Tamper"), "mcu_lost": _("Pillar MCU silent"),

@@ -202,7 +202,7 @@ async function health() {
   $("#h-contact").textContent = h.sync.last_hub_contact
     ? Math.max(0, Math.round(Date.now() / 1000 - h.sync.last_hub_contact)) + " " + S.seconds_ago : S.never;
   $("#h-outbox").textContent = h.outbox;
-  $("#h-disk").textContent = `${mb(h.disk.media_bytes)} / ${mb(h.disk.quota_bytes)} · ${mb(h.disk.free)} free`;
+  $("#h-disk").textContent = `${mb(h.disk.media_bytes)} / ${mb(h.disk.quota_bytes)} · ${mb(h.disk.free)} ${S.free}`;
   if ($("#h-mcu") && h.mcu) { $("#h-mcu").textContent = h.mcu.online ? S.online : S.offline; $("#h-mcu").className = h.mcu.online ? "good" : "bad"; }
   const rows = h.cameras.map((c) => {
     const tr = document.createElement("tr");
