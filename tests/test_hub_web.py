@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 
@@ -320,3 +321,21 @@ def test_progress_notes_and_resolution_photos_from_a_phone(client, scoped, engin
                                                                "photo": (io.BytesIO(b"not a jpeg"), "x.jpg")},
                            content_type="multipart/form-data")
     assert not_jpeg.status_code == 400
+
+
+def test_the_dashboard_shows_camera_thumbnails(client, engine):
+    gen = EventIdGenerator()
+    dev = device_id(5)
+    thumb = base64.b64encode(_jpeg()).decode()
+    events = [Event(id=gen.new(), device_id=dev, type="motion", ts=time.time(), seq=1, priority=1,
+                    data={"camera": "gate", "thumb": thumb}),
+              Event(id=gen.new(), device_id=dev, type="motion", ts=time.time(), seq=2, priority=1,
+                    data={"camera": "lane", "thumb": 7})]  # not a picture: no image, no error
+    with engine.begin() as conn:
+        registry.ensure_devices(conn, {dev})
+        eventlog.store_events(conn, events)
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    page = client.get("/").get_data(as_text=True)
+    assert f'src="data:image/jpeg;base64,{thumb}"' in page and "motion · gate" in page
+    assert page.count('class="thumb"') == 1
