@@ -243,6 +243,7 @@ class Edge(Proc):
                  **sync):
         folder.mkdir(parents=True, exist_ok=True)
         self.device_id = dev
+        self.count = count  # events the sample generator makes before it stops (0: no end)
         (folder / "mqtt-password").write_text(password)
         cfg = {
             "device": {"id": dev, "kind": kind, "model": "test", "name": f"test {dev[-3:]}",
