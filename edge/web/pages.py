@@ -30,7 +30,8 @@ def js_strings() -> dict[str, str]:
 @bp.route("/")
 def index():
     ctx = current_app.extensions["xl"]
-    return render_template("index.html", cameras=ctx.cameras, strings=js_strings(),
+    # the page's event stream starts after what the page loads now, so nothing falls between
+    return render_template("index.html", cameras=ctx.cameras, strings=js_strings(), last_seq=ctx.store.last_seq(),
                            types=js_strings()["types"], has_pillar=ctx.pillar is not None)
 
 

@@ -176,7 +176,7 @@ async function loadEvents(append) {
 }
 
 function listen() {
-  const es = new EventSource("/api/events/stream");
+  const es = new EventSource("/api/events/stream?after=" + XL.last_seq);
   es.addEventListener("xl", (msg) => {
     const ev = JSON.parse(msg.data);
     if (ev.type === "alarm") showAlarm(ev);
