@@ -283,9 +283,6 @@ class Camera:
     def alive(self) -> bool:
         return self._thread.is_alive() or self.finished
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     def _set_state(self, up: bool, reason: str) -> None:
         if up != self.up:
             self.up = up

@@ -196,6 +196,23 @@ def models_install(model_dir: str | None) -> None:
     click.echo(f"face model ready: {path}")
 
 
+def _config(config_file: str):
+    try:
+        return load_config(config_file)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid config:\n{exc}") from None
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("the password needs at least 10 characters")
+    return password
+
+
 @main.group()
 def user() -> None:
     """Users of the device's LAN page."""
@@ -212,16 +229,8 @@ def user_add(config_file: str, name: str, role: str, password_stdin: bool) -> No
     from .store import Store
     from .web.auth import hash_password
 
-    try:
-        cfg = load_config(config_file)
-    except ConfigError as exc:
-        raise click.ClickException(f"invalid config:\n{exc}") from None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 10:
-        raise click.ClickException("the password needs at least 10 characters")
+    cfg = _config(config_file)
+    password = _new_password(password_stdin)
     store = Store(cfg.resolve(cfg.store.path), cfg.device.id)
     store.put_user(name, hash_password(password), role)
     store.close()
@@ -234,11 +243,7 @@ def user_hash(password_stdin: bool) -> None:
     """Print a password hash for `web.users` in a config to be flashed (the config never holds
     the password itself)."""
     from .web.auth import hash_password
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 10:
-        raise click.ClickException("the password needs at least 10 characters")
-    click.echo(hash_password(password))
+    click.echo(hash_password(_new_password(password_stdin)))
 
 
 @main.command()
@@ -258,10 +263,7 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
     from .faces import FaceDetector, ModelError, install_model
     from .vision import VisionEvent, analyze_file
 
-    try:
-        cfg = load_config(config_file)
-    except ConfigError as exc:
-        raise click.ClickException(f"invalid config:\n{exc}") from None
+    cfg = _config(config_file)
     cams = {c.name: c for c in cfg.cameras}
     if camera is not None and camera not in cams:
         raise click.ClickException(f"{config_file} has no camera {camera!r} (it has: {', '.join(cams) or 'none'})")

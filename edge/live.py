@@ -82,9 +82,6 @@ class LiveEncoder:
         with self._lock:
             self._subs.discard(sub)
 
-    def request_keyframe(self) -> None:
-        self._want_key = True
-
     def _new_context(self, width: int, height: int) -> av.CodecContext:
         ctx = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height = width, height
@@ -207,7 +204,6 @@ class Viewer:
     pc: object
     camera: str
     sub: _Subscriber
-    started: float
 
 
 class LiveServer:
@@ -269,7 +265,7 @@ class LiveServer:
 
         sub = encoder.subscribe(deliver)
         track.on_taken = sub.taken
-        viewer = Viewer(pc, camera, sub, time.time())
+        viewer = Viewer(pc, camera, sub)
         self.viewers.add(viewer)
 
         @pc.on("connectionstatechange")

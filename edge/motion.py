@@ -47,7 +47,6 @@ class MotionResult:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # full-resolution x, y, w, h
     area: float = 0.0  # fraction of the watched picture in motion
     zones: list[str] = field(default_factory=list)
-    scene_change: bool = False
 
 
 def threshold_k(sensitivity: int) -> float:
@@ -131,7 +130,7 @@ class MotionDetector:
         if changed > self.settings.scene_change:
             self.prev_grouped = None
             self.mean = x  # a new scene: learn it, keep the learned variance
-            return MotionResult(False, scene_change=True)
+            return MotionResult(False)
         a = self.alpha if self.frames > self.settings.warmup_frames else 0.5
         rate = np.where(fg, a * 0.05, a).astype(np.float32)  # foreground is learned slowly
         self.mean += rate * d

@@ -193,13 +193,6 @@ class Store:
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT id FROM events ORDER BY seq")]
 
-    def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT id, seq, type, priority, ts, data, synced_at FROM events ORDER BY seq DESC LIMIT ?", (limit,))
-            cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, r)) for r in cur.fetchall()]
-
     # --- media ------------------------------------------------------------------------------
 
     def add_media(self, event_id: str, kind: str, path: str, size: int) -> None:
@@ -240,25 +233,10 @@ class Store:
                until: float | None = None, before_seq: int | None = None, after_seq: int | None = None,
                limit: int = 50) -> list[dict[str, Any]]:
         """Events newest first (oldest first with ``after_seq``), filtered; ``data`` decoded."""
-        where, args = [], []
-        if camera:
-            where.append("json_extract(data, '$.camera') = ?")
-            args.append(camera)
-        if type:
-            where.append("type = ?")
-            args.append(type)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("ts <= ?")
-            args.append(until)
-        if before_seq is not None:
-            where.append("seq < ?")
-            args.append(before_seq)
-        if after_seq is not None:
-            where.append("seq > ?")
-            args.append(after_seq)
+        filters = [("json_extract(data, '$.camera') = ?", camera or None), ("type = ?", type or None),
+                   ("ts >= ?", since), ("ts <= ?", until), ("seq < ?", before_seq), ("seq > ?", after_seq)]
+        where = [clause for clause, value in filters if value is not None]
+        args = [value for _, value in filters if value is not None]
         order = "ASC" if after_seq is not None else "DESC"
         sql = ("SELECT id, seq, type, priority, ts, data, synced_at FROM events"
                + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY seq {order} LIMIT ?")

@@ -182,7 +182,6 @@ class _Motion:
     best_faces: list[Face] | None = None
     faces: int = 0
     last_face_event: float = -1e9
-    clip: str | None = None
 
 
 class CameraPipeline:
@@ -266,14 +265,10 @@ class CameraPipeline:
         back = (self.run - 1) / self.fps
         ev = _Motion(self.new_id(), frame.t - back, frame.ts - back, frame.t)
         self.event = ev
-        if self.ring is not None:
-            rec = _Recording(ev.id, None, self.ring.since(ev.t_start - self.cfg.clips.pre_roll_s), ev.t_start)
-            rec.session = rec.packets[0].session if rec.packets else (self.ring.packets[-1].session
-                                                                       if self.ring.packets else None)
-            if rec.session is not None:
-                rec.rel = self.media.clip_path(ev.id, self.name)
-                self.recordings.append(rec)
-                ev.clip = "pending"
+        if self.ring is not None and self.ring.packets:  # the ring holds one session's packets
+            self.recordings.append(_Recording(ev.id, self.ring.packets[-1].session,
+                                              self.ring.since(ev.t_start - self.cfg.clips.pre_roll_s), ev.t_start,
+                                              rel=self.media.clip_path(ev.id, self.name)))
         return ev
 
     def _end(self, ev: _Motion) -> None:

@@ -40,7 +40,7 @@ def test_lanes_put_alarms_first_and_ack_removes_rows(tmp_path):
     assert [r.event_id for r in store.fetch_lane(Priority.NORMAL, lane[-1].seq, 5)] == [e.id for e in motion[10:15]]
     assert store.mark_synced([alarm.id, motion[0].id, motion[0].id]) == 2
     assert store.outbox_depth() == 99
-    synced = {e["id"] for e in store.recent_events(200) if e["synced_at"]}
+    synced = {e["id"] for e in store.events(limit=200) if e["synced_at"]}
     assert synced == {alarm.id, motion[0].id}
     store.close()
 

@@ -213,7 +213,7 @@ def test_a_camera_that_disappears_gives_video_loss_then_camera_restored(tmp_path
         shutil.copy(keep, src)
         wait_for(lambda: "camera_restored" in types(store), 15, "camera_restored")
         assert vision.alive() and vision.camera_states() == {"gate": "up"}
-        loss = [json.loads(e["data"]) for e in store.recent_events() if e["type"] == "video_loss"]
+        loss = [e["data"] for e in store.events(type="video_loss")]
         assert loss[0]["camera"] == "gate" and "no such file" in loss[0]["reason"]
         assert types(store).count("video_loss") == 1
     finally:
@@ -221,7 +221,7 @@ def test_a_camera_that_disappears_gives_video_loss_then_camera_restored(tmp_path
 
 
 def types(store: Store) -> list[str]:
-    return [e["type"] for e in store.recent_events(100)]
+    return [e["type"] for e in store.events(limit=100)]
 
 
 def test_analyze_prints_one_json_line_per_event(tmp_path, person):
