@@ -8,12 +8,13 @@ or untranslated, without writing)
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,24 @@ def extract() -> Catalog:
     for filename, lineno, message, comments, context in extract_from_dir(str(WEB), method_map):
         template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return template
+
+
+def _po_text(data: bytes) -> bytes:
+    """The .po without the Babel version in its header, so another Babel release is not a change."""
+    return re.sub(rb'"Generated-By: Babel [^"]*"\n', b"", data)
+
+
+def _messages(catalog: Catalog) -> dict:
+    return {(m.context, m.id if isinstance(m.id, str) else tuple(m.id)):
+            m.string if isinstance(m.string, str) else tuple(m.string) for m in catalog if m.id}
+
+
+def _same_mo(mo_path: Path, data: bytes) -> bool:
+    if not mo_path.exists():
+        return False
+    with open(mo_path, "rb") as fh:
+        current = read_mo(fh)
+    return _messages(current) == _messages(read_mo(io.BytesIO(data)))
 
 
 def main() -> int:
@@ -47,7 +66,7 @@ def main() -> int:
         po, mo = io.BytesIO(), io.BytesIO()
         write_po(po, catalog, width=100, omit_header=False, no_location=True, ignore_obsolete=True)
         write_mo(mo, catalog)
-        if po_path.read_bytes() != po.getvalue() or not mo_path.exists() or mo_path.read_bytes() != mo.getvalue():
+        if _po_text(po_path.read_bytes()) != _po_text(po.getvalue()) or not _same_mo(mo_path, mo.getvalue()):
             stale.append(f"{po_path} or its .mo is out of date: run python scripts/translations.py")
             if not check:
                 po_path.write_bytes(po.getvalue())
