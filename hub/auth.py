@@ -108,6 +108,33 @@ def new_device_secret(engine: sa.Engine, device_id: str) -> str:
     return secret
 
 
+def secret_digest(secret: str) -> str:
+    """What is stored of a device secret (compare with ``device_secret_hashes``)."""
+    return _sha256(secret)
+
+
+def device_secret_hashes(engine: sa.Engine, device_ids) -> dict[str, str]:
+    """Stored secret digests of those of ``device_ids`` that have one (removed devices have none)."""
+    ids = list(device_ids)
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            rows = conn.execute(sa.select(devices.c.id, devices.c.mqtt_secret_hash)
+                                .where(devices.c.id.in_(ids[i:i + 500]))
+                                .where(devices.c.mqtt_secret_hash.is_not(None)))
+            out.update({r.id: r.mqtt_secret_hash for r in rows})
+    return out
+
+
+def remove_device_secret(engine: sa.Engine, device_id: str) -> None:
+    """Take a device off the network: its MQTT password stops working (history is kept)."""
+    with engine.begin() as conn:
+        n = conn.execute(devices.update().where(devices.c.id == device_id)
+                         .values(mqtt_secret_hash=None, mqtt_broker_hash=None, registered=False)).rowcount
+    if n != 1:
+        raise AuthError(f"no device {device_id}")
+
+
 def check_device_secret(engine: sa.Engine, device_id: str, secret: str) -> bool:
     """Device secrets are 192-bit random strings, so a plain SHA-256 is enough to store them."""
     with engine.connect() as conn:

@@ -9,11 +9,10 @@ topic and the hub's status. Production uses Mosquitto with the same rules.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,14 +28,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Credentials:
-    """What the broker checks logins against (shared with the plugins through their config)."""
+    """What the broker checks logins against (shared with the plugins through their config).
+
+    ``device_hashes`` returns the stored secret digests of the given device ids, read fresh on
+    every login and every ``revalidate_s`` for connected devices: a changed password or a removed
+    device takes effect at once and its open session is closed."""
 
     hub_username: str
     hub_secret: str
-    check_device: Callable[[str, str], bool]
-    _cache: dict[str, str] = field(default_factory=dict)
+    device_hashes: Callable[[Collection[str]], dict[str, str]]
+    digest: Callable[[str], str]
+    #: client id -> (device id, digest it logged in with), for the sessions that logged in
+    logins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def check(self, username: str | None, password: str | None) -> bool:
+    def check(self, client_id: str, username: str | None, password: str | None) -> bool:
         if not username or not password:
             return False
         if username == self.hub_username:
@@ -45,13 +50,18 @@ class Credentials:
             check_device_id(username)
         except ProtocolError:
             return False
-        digest = hashlib.sha256(password.encode()).hexdigest()
-        if self._cache.get(username) == digest:
-            return True
-        ok = self.check_device(username, password)
-        if ok:
-            self._cache[username] = digest
-        return ok
+        digest = self.digest(password)
+        stored = self.device_hashes([username]).get(username)
+        if stored is None or not hmac.compare_digest(stored, digest):
+            return False
+        self.logins[client_id] = (username, digest)
+        return True
+
+    def stale(self, client_ids: Collection[str]) -> list[str]:
+        """Those of ``client_ids`` whose device password changed or whose device was removed."""
+        sessions = {c: self.logins[c] for c in client_ids if c in self.logins}
+        stored = self.device_hashes({dev for dev, _ in sessions.values()})
+        return [c for c, (dev, digest) in sessions.items() if stored.get(dev) != digest]
 
 
 def device_may(device_id: str, topic: str, action: Action) -> bool:
@@ -75,7 +85,7 @@ class HubAuthPlugin(BaseAuthPlugin):
     async def authenticate(self, *, session) -> bool:
         creds: Credentials = self.config.credentials
         loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(None, creds.check, session.username, session.password)
+        ok = await loop.run_in_executor(None, creds.check, session.client_id, session.username, session.password)
         if not ok:
             logger.warning("embedded broker refused login of %r from client %r", session.username,
                            session.client_id)
@@ -96,13 +106,73 @@ class HubTopicPlugin(BaseTopicPlugin):
         return device_may(session.username or "", topic, action)
 
 
+class _Subscriptions(dict):
+    """amqtt walks its subscription table across awaits while broadcasting; a subscription made
+    meanwhile raised "dictionary changed size during iteration" and lost that message for every
+    subscriber. Iterating a snapshot keeps the broadcast whole."""
+
+    def items(self):  # type: ignore[override]
+        return list(super().items())
+
+    def __iter__(self):
+        return iter(list(super().keys()))
+
+
+class _Broker(Broker):
+    """amqtt's broker with our rules for retained messages (a client gets a retained message only
+    for a subscription it holds and only if our ACL lets it receive that topic: amqtt sent them for
+    refused subscriptions, and on reconnect for every client's subscriptions), and without losing
+    what a client published just before it left."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._subscriptions = _Subscriptions()
+
+    async def _publish_retained_messages_for_subscription(self, subscription, session) -> None:
+        topic_filter, qos = subscription
+        held = self._subscriptions.get(topic_filter, [])
+        if not any(s.client_id == session.client_id for s, _ in held):
+            return
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        tasks = []
+        for topic, retained in list(self._retained_messages.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not await self._topic_filtering(session, topic, Action.RECEIVE):
+                continue
+            tasks.append(asyncio.ensure_future(
+                handler.mqtt_publish(retained.topic, retained.data, min(qos, retained.qos or qos), retain=True)))
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _handle_disconnect(self, client_session, handler, disconnect_waiter) -> None:
+        # amqtt acknowledges a QoS 1 PUBLISH when it reads it and hands it on later; a client that
+        # left in between lost what it had been told was received. Hand on the rest first.
+        pending = client_session.delivered_message_queue
+        while not pending.empty():
+            delivered = asyncio.get_running_loop().create_future()
+            delivered.set_result(pending.get_nowait())
+            await self._handle_message_delivery(client_session, handler, delivered)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    def connected_sessions(self) -> dict[str, Any]:
+        """client id -> handler of the clients connected now."""
+        return {cid: handler for cid, (session, handler) in list(self._sessions.items())
+                if handler is not None and session.transitions.state == "connected"}
+
+
 class EmbeddedBroker:
-    def __init__(self, host: str, port: int, credentials: Credentials):
+    def __init__(self, host: str, port: int, credentials: Credentials, revalidate_s: float = 1.0):
         self.host, self.port = host, port
         self.credentials = credentials
+        self.revalidate_s = revalidate_s
+        self.closed_stale = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-broker", daemon=True)
-        self._broker: Broker | None = None
+        self._broker: _Broker | None = None
+        self._watch: asyncio.Task | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -118,10 +188,29 @@ class EmbeddedBroker:
                 "hub.broker.HubTopicPlugin": {"credentials": self.credentials},
             },
         }
-        self._broker = Broker(config, loop=self._loop)
+        self._broker = _Broker(config, loop=self._loop)
         await self._broker.start()
+        self._watch = asyncio.ensure_future(self._revalidate())
+
+    async def _revalidate(self) -> None:
+        """Close the session of a device whose password changed or which was removed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.revalidate_s)
+            try:
+                sessions = self._broker.connected_sessions()
+                stale = await loop.run_in_executor(None, self.credentials.stale, list(sessions))
+                for client_id in stale:
+                    device = self.credentials.logins.pop(client_id, ("?",))[0]
+                    logger.warning("device=%s credential changed or device removed: closing its session", device)
+                    self.closed_stale += 1
+                    await sessions[client_id].handle_connection_closed()
+            except Exception:
+                logger.exception("checking connected devices' credentials failed; trying again")
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._loop.call_soon_threadsafe(self._watch.cancel)
         if self._broker is not None:
             fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
             try:

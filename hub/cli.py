@@ -213,6 +213,20 @@ def device_password(config_file: str, device_id: str, password_file: str) -> Non
     click.echo(f"new MQTT password for {device_id} written to {password_file}")
 
 
+@device.command("remove")
+@config_option
+@click.argument("device_id")
+def device_remove(config_file: str, device_id: str) -> None:
+    """Take DEVICE_ID off the network: its MQTT password stops working at once on the embedded
+    broker (its open session is closed); rerun broker-config for Mosquitto. Its events stay."""
+    from .auth import AuthError, remove_device_secret
+    try:
+        remove_device_secret(_engine(config_file), device_id)
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"device {device_id} removed: its MQTT password no longer works")
+
+
 @main.command("broker-config")
 @config_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

@@ -35,6 +35,8 @@ devices = sa.Table(
     sa.Column("last_seen", sa.Float),
     sa.Column("heartbeat", sa.JSON),
     sa.Column("created_at", sa.Float, nullable=False),
+    # kind, grid_code and location as the device's birth message gave them (the registry decides)
+    sa.Column("reported", sa.JSON),
 )
 
 events = sa.Table(

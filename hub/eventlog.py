@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,6 +11,8 @@ import sqlalchemy as sa
 from protocols.messages import Event
 
 from .db import devices, events, insert_ignore
+
+logger = logging.getLogger(__name__)
 
 
 def store_events(conn: sa.Connection, batch: list[Event]) -> int:
@@ -57,17 +60,26 @@ def get_event(engine: sa.Engine, event_id: str, prefix: str | None = None) -> di
 
 def merge_alarm_updates(conn: sa.Connection, batch: list[Event]) -> int:
     """Fold ``alarm_update`` events (more presses within the merge window) into their alarm's
-    press count. Returns how many alarms changed."""
-    latest: dict[str, int] = {}
+    press count. An update changes only an alarm of the device that sent it. Returns how many
+    alarms changed."""
+    latest: dict[tuple[str, str], int] = {}
     for e in batch:
-        if e.type == "alarm_update" and isinstance(e.data.get("alarm_id"), str) \
-                and isinstance(e.data.get("presses"), int) and not isinstance(e.data.get("presses"), bool):
-            latest[e.data["alarm_id"]] = max(latest.get(e.data["alarm_id"], 0), e.data["presses"])
+        alarm_id, presses = e.data.get("alarm_id"), e.data.get("presses")
+        if e.type == "alarm_update" and isinstance(alarm_id, str) \
+                and isinstance(presses, int) and not isinstance(presses, bool):
+            key = (e.device_id, alarm_id)
+            latest[key] = max(latest.get(key, 0), presses)
     changed = 0
-    for alarm_id, presses in latest.items():
+    for (device_id, alarm_id), presses in latest.items():
         row = conn.execute(sa.select(events.c.data).where(events.c.id == alarm_id)
-                           .where(events.c.type == "alarm")).first()
-        if row is None or presses <= int(row.data.get("presses", 1)):
+                           .where(events.c.device_id == device_id).where(events.c.type == "alarm")).first()
+        if row is None:
+            if conn.execute(sa.select(events.c.device_id).where(events.c.id == alarm_id)).scalar() not in (None, device_id):
+                logger.warning("device=%s sent an alarm_update for another device's alarm %s; ignored",
+                               device_id, alarm_id[:40])
+            continue
+        stored = row.data.get("presses")
+        if presses <= (stored if isinstance(stored, int) and not isinstance(stored, bool) else 1):
             continue
         conn.execute(events.update().where(events.c.id == alarm_id).values(data={**row.data, "presses": presses}))
         changed += 1

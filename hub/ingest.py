@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -32,6 +32,18 @@ from . import rules as rule_tickets
 
 logger = logging.getLogger(__name__)
 
+
+
+@dataclass(frozen=True)
+class _Message:
+    msg: mqtt.MQTTMessage
+    device_id: str
+    channel: str
+    value: Any
+
+
+class _DatabaseAway(Exception):
+    """The database cannot be reached: the batch is kept and tried again (nothing acked)."""
 
 
 class IngestError(Exception):
@@ -141,53 +153,64 @@ class Ingest:
                 try:
                     self._handle(batch)
                     break
-                except sa.exc.OperationalError as exc:  # database away: keep the batch, retry, ack nothing
+                except _DatabaseAway as exc:  # keep the batch, retry, ack nothing
                     self.counters["db_errors"] += 1
-                    logger.error("cannot store a batch of %d messages, retrying: %s", len(batch), exc)
+                    logger.error("cannot store a batch of %d messages, retrying: %s", len(batch), exc.__cause__)
                     if self._stop.wait(1.0):
                         return
+                except Exception:  # a defect, not the database: never let it stop ingest
+                    self.counters["db_errors"] += 1
+                    logger.exception("ingest failed on a batch of %d messages; they are dropped", len(batch))
+                    break
 
     def _bad(self, msg: mqtt.MQTTMessage, reason: str) -> None:
         self.counters["malformed"] += 1
-        logger.warning("malformed message on %s (%s): %r", msg.topic[:120], reason, msg.payload[:80])
+        logger.warning("malformed message on %s (%s): %r", msg.topic[:120], reason[:200], msg.payload[:80])
 
-    def _handle(self, batch: list[mqtt.MQTTMessage]) -> None:
-        events: dict[str, Event] = {}
-        statuses: list[tuple[str, Any, bool]] = []
-        heartbeats: list[tuple[str, dict]] = []
+    def _decode(self, batch: list[mqtt.MQTTMessage]) -> list[_Message]:
+        """Each message on its own: a bad one is counted and dropped, whatever it raises."""
+        out: list[_Message] = []
         for msg in batch:
             try:
                 device_id, channel = topics.parse_device_topic(msg.topic)
                 if channel == "event":
-                    ev = decode_event(msg.payload, topic_device=device_id)
-                    events[ev.id] = ev
+                    out.append(_Message(msg, device_id, "event", decode_event(msg.payload, topic_device=device_id)))
                 elif channel == "status":
-                    statuses.append((device_id, decode_status(msg.payload), bool(msg.retain)))
+                    out.append(_Message(msg, device_id, "status", decode_status(msg.payload)))
                 elif channel == "heartbeat":
-                    heartbeats.append((device_id, asdict(decode_heartbeat(msg.payload))))
+                    out.append(_Message(msg, device_id, "heartbeat", decode_heartbeat(msg.payload)))
                 else:
                     raise ProtocolError(f"devices do not publish on {channel!r}")
             except ProtocolError as exc:
                 self._bad(msg, exc.reason)
-        device_ids = {e.device_id for e in events.values()} | {d for d, *_ in statuses} | {d for d, _ in heartbeats}
-        if not device_ids:
+            except Exception as exc:  # a decoder defect costs one message, not the hub
+                logger.exception("decoder failed on a message on %s", msg.topic[:120])
+                self._bad(msg, f"{type(exc).__name__}: {exc}")
+        return out
+
+    def _handle(self, batch: list[mqtt.MQTTMessage]) -> None:
+        messages = self._decode(batch)
+        if not messages:
             return
-        now = time.time()
-        with self.engine.begin() as conn:
-            registry.ensure_devices(conn, device_ids)
-            new = eventlog.store_events(conn, list(events.values()))
-            eventlog.merge_alarm_updates(conn, list(events.values()))
-            last_seen: dict[str, float] = {}
-            for ev in events.values():
-                last_seen[ev.device_id] = now
-            for device_id, st, retained in statuses:
-                registry.set_status(conn, device_id, st.state, st.ts, asdict(st), live=not retained)
-            for device_id, hb in heartbeats:
-                registry.set_heartbeat(conn, device_id, hb)
-            for device_id, seen in last_seen.items():
-                registry.touch(conn, device_id, seen)
-        self.counters["events_new"] += new
-        self.counters["events_duplicate"] += len(events) - new
+        try:
+            stored = self._store(messages)
+        except _DatabaseAway:
+            raise
+        except Exception as exc:
+            # one message the database refused spoils the transaction: store them one by one,
+            # so the good ones commit and only the refused one is counted and dropped
+            logger.warning("a batch of %d messages failed (%s); storing them one by one",
+                           len(messages), str(exc)[:200])
+            stored = []
+            for m in messages:
+                try:
+                    stored.extend(self._store([m]))
+                except _DatabaseAway:
+                    raise
+                except Exception as exc1:
+                    logger.warning("device=%s message refused by the database", m.device_id)
+                    self._bad(m.msg, f"database refused it: {str(exc1)[:200]}")
+        events = {m.value.id: m.value for m in stored if m.channel == "event"}
         self._ack(events.values())
         for ev in events.values():
             if ev.type == "alarm":
@@ -198,6 +221,35 @@ class Ingest:
             except sa.exc.SQLAlchemyError:
                 self.counters["db_errors"] += 1
                 logger.exception("ticket rules failed for a batch of %d events", len(events))
+
+    def _store(self, messages: list[_Message]) -> list[_Message]:
+        """Store the messages in one transaction; returns them once committed."""
+        events: dict[str, Event] = {}
+        for m in messages:
+            if m.channel == "event":
+                events[m.value.id] = m.value
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                registry.ensure_devices(conn, {m.device_id for m in messages})
+                new = eventlog.store_events(conn, list(events.values()))
+                eventlog.merge_alarm_updates(conn, list(events.values()))
+                for m in messages:
+                    if m.channel == "status":
+                        registry.set_status(conn, m.device_id, m.value, live=not m.msg.retain)
+                    elif m.channel == "heartbeat":
+                        registry.set_heartbeat(conn, m.device_id, asdict(m.value))
+                for device_id in {e.device_id for e in events.values()}:
+                    registry.touch(conn, device_id, now)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise _DatabaseAway() from exc
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise _DatabaseAway() from exc
+            raise
+        self.counters["events_new"] += new
+        self.counters["events_duplicate"] += len(events) - new
+        return messages
 
     def _open_alarm_ticket(self, ev: Event) -> None:
         """Every alarm opens an urgent ticket (once per event id), after the ack so that the

@@ -28,7 +28,10 @@ def document(version: str) -> dict[str, Any]:
                     "registered": {"type": "boolean"}, "software": {"type": ["string", "null"]},
                     "liveness": {"enum": ["online", "offline", "unknown"]},
                     "last_seen": {"type": ["string", "null"], "format": "date-time"},
-                    "heartbeat": {"type": ["object", "null"]}}},
+                    "heartbeat": {"type": ["object", "null"]},
+                    "reported_mismatch": {"type": "object", "description":
+                                          "kind / grid_code as the device reports them, where they differ "
+                                          "from the registry (whose values stand)"}}},
                 "Event": {"type": "object", "properties": {
                     "id": {"type": "string", "format": "uuid"}, "device_id": {"type": "string"},
                     "type": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 3},

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
 from protocols.ids import check_device_id
+from protocols.messages import Status
 
 from .db import devices, insert_ignore, meta
+
+logger = logging.getLogger(__name__)
 
 INGEST_STARTED_KEY = "ingest_started_at"
 
@@ -49,21 +53,53 @@ def touch(conn: sa.Connection, device_id: str, seen_at: float) -> None:
                  .values(last_seen=seen_at))
 
 
-def set_status(conn: sa.Connection, device_id: str, state: str, ts: float, info: dict[str, Any],
-               *, live: bool) -> None:
+def set_status(conn: sa.Connection, device_id: str, status: Status, *, live: bool) -> None:
     """Record a birth/last-will message. A retained copy (``live=False``) is old news: it sets the
-    state but not ``last_seen``, so after a hub restart a device is 'unknown' until it speaks."""
-    values: dict[str, Any] = {"status": state, "status_ts": ts}
-    for key in ("kind", "model", "software", "grid_code"):
-        if info.get(key):
-            values[key] = info[key]
-    loc = info.get("location") or {}
-    for src, dst in (("latitude", "latitude"), ("longitude", "longitude"), ("address", "address")):
-        if isinstance(loc.get(src), (int, float, str)) and loc.get(src) != "":
-            values[dst] = loc[src]
+    state but not ``last_seen``, so after a hub restart a device is 'unknown' until it speaks.
+
+    The registry decides a device's kind, grid and place: what the device says of them is kept in
+    ``reported`` and a difference is logged (and shown on the devices page), never applied. Model
+    and software version are the device's own to report; its location is taken only where the
+    registry was given none (then it follows the device's config)."""
+    values: dict[str, Any] = {"status": status.state, "status_ts": status.ts}
+    for key in ("model", "software"):
+        if getattr(status, key):
+            values[key] = getattr(status, key)
+    if status.state == "online":
+        reported = {k: v for k, v in (("kind", status.kind), ("grid_code", status.grid_code),
+                                      ("location", status.location)) if v is not None}
+        values["reported"] = reported
+        row = conn.execute(sa.select(devices.c.kind, devices.c.grid_code, devices.c.latitude, devices.c.longitude,
+                                     devices.c.address, devices.c.reported)
+                           .where(devices.c.id == device_id)).first()
+        loc = status.location or {}
+        if row is not None and "latitude" in loc and "longitude" in loc and _place_is_the_devices(row):
+            # a place the registry was not given comes from the device's installed config (and follows it)
+            values.update(latitude=loc["latitude"], longitude=loc["longitude"], address=loc.get("address"))
+        if row is not None:
+            for key, ours in (("kind", row.kind), ("grid_code", row.grid_code)):
+                theirs = reported.get(key)
+                if theirs is not None and theirs != ours:
+                    logger.warning("device=%s reports %s %r but the registry has %r; the registry's stands",
+                                   device_id, key, theirs[:40], ours)
     if live:
         values["last_seen"] = time.time()
     conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
+
+
+def _place_is_the_devices(row) -> bool:
+    """True if the registry has no place for the device, or the one it has came from the device."""
+    if row.latitude is None:
+        return True
+    before = (row.reported or {}).get("location") or {}
+    return (before.get("latitude"), before.get("longitude"), before.get("address")) == \
+        (row.latitude, row.longitude, row.address)
+
+
+def mismatches(row: dict[str, Any]) -> dict[str, Any]:
+    """What the device reports differently from the registry: {key: reported value}."""
+    reported = row.get("reported") or {}
+    return {k: reported[k] for k in ("kind", "grid_code") if reported.get(k) is not None and reported[k] != row.get(k)}
 
 
 def set_heartbeat(conn: sa.Connection, device_id: str, heartbeat: dict[str, Any]) -> None:

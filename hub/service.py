@@ -103,7 +103,8 @@ class Hub:
         if cfg.broker is None:
             secret = secrets.token_urlsafe(32)
             creds = Credentials(HUB_MQTT_USER, secret,
-                                lambda dev, pw: auth.check_device_secret(self.engine, dev, pw))
+                                device_hashes=lambda ids: auth.device_secret_hashes(self.engine, ids),
+                                digest=auth.secret_digest)
             eb = cfg.embedded_broker
             self.broker = EmbeddedBroker(eb.host, eb.port, creds)
             components.append(("broker", self.broker))

@@ -143,6 +143,8 @@ def _device_json(d: dict[str, Any]) -> dict[str, Any]:
         "location": {"latitude": d["latitude"], "longitude": d["longitude"], "address": d["address"]},
         "registered": bool(d["registered"]), "software": d["software"], "liveness": d["liveness"],
         "last_seen": _iso(d["last_seen"]), "heartbeat": d["heartbeat"],
+        # what the device itself says differently from the registry (the registry's values stand)
+        "reported_mismatch": registry.mismatches(d),
     }
 
 

@@ -7,19 +7,21 @@ never return a half-valid message.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from . import SCHEMA_VERSION, ProtocolError
+from . import SCHEMA_VERSION, ProtocolError, strictjson
 from .ids import check_device_id, check_event_id
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
+#: objects and arrays nest at most this deep in any payload (an event's ``data`` box lists use 4)
+MAX_DEPTH = 16
 MAX_ACK_IDS = 5000
-_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_TEXT = 200  # longest free-text field in a status (model, software, address)
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class Priority(IntEnum):
@@ -48,14 +50,7 @@ EVENT_TYPES: dict[str, Priority] = {
 
 
 def _loads(payload: bytes | str) -> dict[str, Any]:
-    if isinstance(payload, str):
-        payload = payload.encode()
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    try:
-        obj = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
+    obj = strictjson.loads(payload, max_bytes=MAX_PAYLOAD_BYTES, max_depth=MAX_DEPTH)
     if not isinstance(obj, dict):
         raise ProtocolError(f"payload must be a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version")
@@ -65,7 +60,7 @@ def _loads(payload: bytes | str) -> dict[str, Any]:
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return strictjson.dumps(obj)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
@@ -86,6 +81,13 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], *, opt
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(k.__name__ for k in kinds)
+
+
+def _text(obj: dict[str, Any], name: str, *, limit: int = MAX_TEXT) -> str | None:
+    value = _field(obj, name, str, optional=True)
+    if value is not None and len(value) > limit:
+        raise ProtocolError(f"field {name!r} is longer than {limit} characters")
+    return value
 
 
 def _timestamp(obj: dict[str, Any], name: str) -> float:
@@ -129,7 +131,7 @@ def decode_event(payload: bytes | str, *, topic_device: str | None = None) -> Ev
     """Decode an event; if ``topic_device`` is given the payload must name the same device."""
     obj = _loads(payload)
     ev_type = _field(obj, "type", str)
-    if not _TYPE_RE.match(ev_type):
+    if not _TYPE_RE.fullmatch(ev_type):
         raise ProtocolError(f"event type must match {_TYPE_RE.pattern}, got {ev_type[:40]!r}")
     seq = _field(obj, "seq", int)
     if seq < 0:
@@ -194,15 +196,34 @@ def decode_status(payload: bytes | str) -> Status:
     state = _field(obj, "state", str)
     if state not in STATES:
         raise ProtocolError(f"state must be one of {STATES}, got {state[:20]!r}")
+    location = _field(obj, "location", dict, optional=True)
+    if location is not None:
+        location = _location(location)
     return Status(
         state=state,
         ts=_timestamp(obj, "ts"),
-        kind=_field(obj, "kind", str, optional=True),
-        model=_field(obj, "model", str, optional=True),
-        software=_field(obj, "software", str, optional=True),
-        grid_code=_field(obj, "grid_code", str, optional=True),
-        location=_field(obj, "location", dict, optional=True),
+        kind=_text(obj, "kind", limit=32),
+        model=_text(obj, "model", limit=64),
+        software=_text(obj, "software", limit=64),
+        grid_code=_text(obj, "grid_code", limit=19),
+        location=location,
     )
+
+
+def _location(loc: dict[str, Any]) -> dict[str, Any]:
+    """``latitude``/``longitude`` in degrees and ``address``; other keys are dropped."""
+    out: dict[str, Any] = {}
+    for name, bound in (("latitude", 90.0), ("longitude", 180.0)):
+        value = loc.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -bound <= value <= bound:
+            raise ProtocolError(f"location.{name} must be a number within ±{bound:g}, got {str(value)[:20]!r}")
+        out[name] = float(value)
+    address = _text(loc, "address")
+    if address is not None:
+        out["address"] = address
+    return out
 
 
 # --- heartbeat ------------------------------------------------------------------------------
@@ -231,7 +252,11 @@ def encode_heartbeat(hb: Heartbeat) -> bytes:
 def decode_heartbeat(payload: bytes | str) -> Heartbeat:
     obj = _loads(payload)
     cameras = _field(obj, "cameras", dict)
+    if len(cameras) > 64:
+        raise ProtocolError(f"cameras names {len(cameras)} cameras, more than 64")
     for name, fps in cameras.items():
+        if len(name) > 64:
+            raise ProtocolError(f"camera name {name[:40]!r}… is longer than 64 characters")
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps < 0:
             raise ProtocolError(f"cameras[{name[:40]!r}] must be a non-negative number")
     uptime = float(_field(obj, "uptime_s", (int, float)))

@@ -180,11 +180,11 @@ class Hub(Proc):
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
-    def add_device(self, dev: str, kind: str = "camera-box") -> str:
+    def add_device(self, dev: str, kind: str = "camera-box", grid: str | None = None) -> str:
         """Register a device; return its MQTT password (and give it to Mosquitto if used)."""
         pwfile = self.folder / f"{dev}.password"
         self.cli("device", "add", "--config", str(self.config), dev, "--kind", kind, "--name", f"dev {dev[-3:]}",
-                 "--password-file", str(pwfile))
+                 "--password-file", str(pwfile), *(["--grid", grid] if grid else []))
         password = pwfile.read_text().strip()
         if self.mosquitto:
             self.mosquitto.add_user(dev, password)

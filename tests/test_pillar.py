@@ -19,7 +19,7 @@ def pillar_env(tmp_path, procs, mosquitto):
     hub = Hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}", mosquitto=mosquitto)
     procs.append(hub)
     dev = device_id(1, "134")
-    password = hub.add_device(dev, kind="alarm-pillar")
+    password = hub.add_device(dev, kind="alarm-pillar", grid="330102001001001")
     mosquitto.start()
     hub.start()
     sim = PillarSim(tmp_path / "ttyPILLAR", heartbeat_s=0.5)
