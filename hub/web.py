@@ -19,6 +19,7 @@ from flask import (Blueprint, Flask, abort, current_app, g, jsonify, redirect, r
                    url_for)
 from werkzeug.exceptions import HTTPException
 
+from common.redirects import safe_next
 from protocols.messages import Command
 
 from . import __version__, audit, auth, dispatch, eventlog, registry
@@ -256,8 +257,7 @@ def login():
         else:
             session.clear()
             session["user"] = user
-            nxt = request.args.get("next", "/")
-            return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
+            return redirect(safe_next(request.args.get("next")))
     return render_template("login.html", error=error, csrf_token=csrf_token()), 401 if error else 200
 
 

@@ -10,6 +10,8 @@ import time
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
 
+from common.redirects import safe_next
+
 from . import audit, dispatch, eventlog, registry, stats
 from .access import PREFIX_DIGITS, ticket_filter
 from .db import ticket_transitions, tickets
@@ -44,8 +46,7 @@ def _helpers():
 def set_lang(lang: str):
     if lang in ("zh", "en"):
         session["lang"] = lang
-    nxt = request.args.get("next", "/")
-    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
+    return redirect(safe_next(request.args.get("next")))
 
 
 def _prefix() -> str | None:
@@ -160,9 +161,7 @@ def act(ticket_id: int):
             audit.record(_engine(), session["user"]["username"], f"ticket_{action}", str(ticket_id))
         except dispatch.DispatchError as exc:
             session["flash"] = str(exc)
-    nxt = request.form.get("next", "")
-    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else url_for("console.ticket",
-                                                                                          ticket_id=ticket_id))
+    return redirect(safe_next(request.form.get("next"), url_for("console.ticket", ticket_id=ticket_id)))
 
 
 @console.get("/stats")

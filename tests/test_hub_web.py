@@ -114,6 +114,17 @@ def _csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
+@pytest.mark.parametrize("target", ["/%09/evil.example", "//evil.example", "/%5Cevil.example", "https://evil.example",
+                                    "/%0d%0a/evil.example"])
+def test_login_and_language_never_redirect_off_site(client, target):
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    resp = client.post(f"/login?next={target}", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/", target
+    resp = client.get(f"/lang/en?next={target}")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/", target
+    assert client.get("/lang/en?next=/queue%3Fstate%3Dopen").headers["Location"] == "/queue?state=open"
+
+
 def test_login_page_wrong_password_csrf_and_logout(client, engine):
     _seed(engine)
     assert client.get("/").status_code == 302

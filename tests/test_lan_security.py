@@ -184,3 +184,35 @@ def test_users_flashed_with_the_config_log_in_with_a_hash_never_a_password(tmp_p
     assert client.post("/login", data={"name": "m", "password": PASSWORD, "csrf_token": token}).status_code == 302
     assert client.get("/api/health").get_json()["device"]["id"] == cfg.device.id
     store.close()
+
+
+def test_a_media_file_replaced_by_a_symlink_is_not_served(app, tmp_path):
+    client, _ = logged_in(app, "view")
+    clip = tmp_path / "media" / "cam" / "d" / "e1-clip.mp4"
+    with client.get("/media/cam/d/e1-clip.mp4") as resp:
+        assert resp.status_code == 200
+    clip.unlink()
+    clip.symlink_to(tmp_path / "secret.txt")
+    resp = client.get("/media/cam/d/e1-clip.mp4")
+    assert resp.status_code == 404 and b"not for the page" not in resp.data
+    # a folder on the way replaced by a link is refused as well
+    clip.unlink()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "e1-clip.mp4").write_bytes(b"not for the page")
+    (tmp_path / "media" / "cam" / "d").rmdir()
+    (tmp_path / "media" / "cam" / "d").symlink_to(tmp_path / "elsewhere")
+    resp = client.get("/media/cam/d/e1-clip.mp4")
+    assert resp.status_code == 404 and b"not for the page" not in resp.data
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.example", "//evil.example", "/\\evil.example", "https://evil.example/",
+                                    "/%0a/evil.example", "http:/evil.example", " /x", "/\t/evil.example"])
+def test_login_and_language_never_redirect_off_site(app, target):
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    resp = client.post(f"/login?next={target}", data={"name": "op", "password": PASSWORD, "csrf_token": token})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/", target
+    resp = client.post("/lang", data={"lang": "en", "next": target.replace("%09", "\t").replace("%0a", "\n"),
+                                      "csrf_token": token})
+    assert resp.headers["Location"] == "/", target

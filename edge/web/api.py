@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import stat
 import time
 from datetime import datetime
+from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file, session, stream_with_context
 from werkzeug.security import safe_join
@@ -200,6 +203,18 @@ def media(rel: str):
     c = ctx()
     root = c.cfg.resolve(c.cfg.media.path).resolve()
     path = safe_join(str(root), rel)
-    if path is None or not c.store.media_path_known(rel):
+    if path is None or not c.store.media_path_known(rel) or not _plain_file_inside(root, path):
         abort(404)
     return send_file(path, conditional=True, max_age=3600)
+
+
+def _plain_file_inside(root: Path, path: str) -> bool:
+    """A regular file reached without following any symbolic link (a media file or folder
+    replaced by a link to elsewhere is not served)."""
+    path = os.path.normpath(path)
+    if os.path.realpath(path) != path or not path.startswith(str(root) + os.sep):
+        return False
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False

@@ -18,6 +18,8 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from common.redirects import safe_next
+
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
@@ -96,8 +98,7 @@ def login():
             session.clear()
             session.update(user=name, role=row[1], csrf=csrf or secrets.token_urlsafe(32), since=time.time())
             logger.info("LAN page: %s logged in from %s", name, request.remote_addr)
-            target = request.args.get("next", "/")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            return redirect(safe_next(request.args.get("next")))
         logger.warning("LAN page: failed login for %r from %s", name, request.remote_addr)
         _failed(request.remote_addr or "")
         error = _("Wrong user name or password.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request
 from flask_babel import gettext as _
 
+from common.redirects import safe_next
+
 from . import LANGUAGES
 
 bp = Blueprint("pages", __name__)
@@ -38,8 +40,7 @@ def index():
 @bp.route("/lang", methods=["POST"])
 def lang():
     code = request.form.get("lang", "zh")
-    target = request.form.get("next", "/")
-    resp = redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    resp = redirect(safe_next(request.form.get("next")))
     if code in LANGUAGES:
         resp.set_cookie("lang", code, max_age=365 * 86400, samesite="Strict", httponly=True)
     return resp
