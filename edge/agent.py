@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from common.lifecycle import Lifecycle, LifecycleError
+
 from . import __version__
 from .config import EdgeConfig
 from .demo import DemoGenerator
 from .faces import ModelError
-from .lifecycle import Lifecycle, LifecycleError
 from .pillar import Pillar
 from .provision import ProvisioningServer
 from .store import Store

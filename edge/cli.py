@@ -45,10 +45,12 @@ def check_config(config_file: str) -> None:
               help="Device config (see firmware_configs/).")
 def run(config_file: str) -> None:
     """Run the edge agent until SIGTERM or Ctrl-C."""
-    from .agent import Agent, AgentError
-
     import os
     from pathlib import Path
+
+    from common.ports import EXIT_ADDRESS, AddressUnavailable
+
+    from .agent import Agent, AgentError
 
     try:
         cfg = load_config(config_file)
@@ -59,10 +61,16 @@ def run(config_file: str) -> None:
         raise click.ClickException(f"invalid config:\n{exc}") from None
     except AgentError as exc:
         raise click.ClickException(str(exc)) from None
+    except AddressUnavailable as exc:
+        click.echo(f"Error: {exc} ({config_file})", err=True)
+        sys.exit(EXIT_ADDRESS)
     try:
         agent.run()
     except AgentError as exc:
         raise click.ClickException(str(exc)) from None
+    except AddressUnavailable as exc:
+        click.echo(f"Error: {exc} ({config_file})", err=True)
+        sys.exit(EXIT_ADDRESS)
     if agent.restart_requested:  # a new config was flashed: start again, as the same process
         logging.getLogger(__name__).info("restarting with the new config %s", config_file)
         sys.stdout.flush()

@@ -20,6 +20,7 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
+from common.ports import bind
 from protocols import ProtocolError, topics
 from protocols.ids import check_device_id
 
@@ -106,6 +107,11 @@ class HubTopicPlugin(BaseTopicPlugin):
         return device_may(session.username or "", topic, action)
 
 
+class _DropStartupTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Broker startup failed"
+
+
 class _Subscriptions(dict):
     """amqtt walks its subscription table across awaits while broadcasting; a subscription made
     meanwhile raised "dictionary changed size during iteration" and lost that message for every
@@ -177,7 +183,12 @@ class EmbeddedBroker:
     def start(self) -> None:
         self._thread.start()
         fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
-        fut.result(timeout=30)
+        quiet = _DropStartupTraceback()
+        logging.getLogger("amqtt.broker").addFilter(quiet)  # the failure is reported once, by us
+        try:
+            bind(self.host, self.port, "embedded_broker.port", lambda: fut.result(timeout=30))
+        finally:
+            logging.getLogger("amqtt.broker").removeFilter(quiet)
         logger.info("embedded MQTT broker listening on %s:%d", self.host, self.port)
 
     async def _start(self) -> None:

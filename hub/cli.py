@@ -53,6 +53,8 @@ def main() -> None:
 @config_option
 def run(config_file: str) -> None:
     """Run the hub (broker or ingest, web UI and API) until SIGTERM or Ctrl-C."""
+    from common.ports import EXIT_ADDRESS, AddressUnavailable
+
     from .service import Hub, HubError
     cfg = _load(config_file)
     logging.basicConfig(level=cfg.log_level, stream=sys.stdout,
@@ -63,6 +65,9 @@ def run(config_file: str) -> None:
         Hub(cfg).run()
     except HubError as exc:
         raise click.ClickException(str(exc)) from None
+    except AddressUnavailable as exc:
+        click.echo(f"Error: {exc} ({config_file})", err=True)
+        sys.exit(EXIT_ADDRESS)
 
 
 @main.command("check-config")

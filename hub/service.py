@@ -10,7 +10,8 @@ from pathlib import Path
 
 from waitress.server import create_server
 
-from edge.lifecycle import Lifecycle, LifecycleError
+from common.lifecycle import Lifecycle, LifecycleError
+from common.ports import bind
 
 from . import auth, dispatch
 from .broker import Credentials, EmbeddedBroker
@@ -46,7 +47,8 @@ def read_or_make_secret(path: Path) -> str:
 
 class WebServer:
     def __init__(self, app, host: str, port: int, threads: int):
-        self._server = create_server(app, host=host, port=port, threads=threads, ident="xueliang-hub")
+        self._server = bind(host, port, "web.port",
+                            lambda: create_server(app, host=host, port=port, threads=threads, ident="xueliang-hub"))
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
 
     @property

@@ -118,6 +118,8 @@ class LanPage:
     def __init__(self, ctx: WebContext):
         from waitress.server import create_server
 
+        from common.ports import bind
+
         from ..live import LiveEncoder, LiveServer, MjpegSource
         self.ctx = ctx
         w = ctx.web
@@ -129,8 +131,8 @@ class LanPage:
             ctx.mjpeg = {name: MjpegSource(cam.latest) for name, cam in ctx.vision.cameras.items()}
         ctx.store.add_listener(ctx.feed.notify)
         self.app = create_app(ctx)
-        self.server = create_server(self.app, host=w.host, port=w.port, threads=w.threads,
-                                    channel_timeout=30, ident="xueliang-edge")
+        self.server = bind(w.host, w.port, "web.port", lambda: create_server(
+            self.app, host=w.host, port=w.port, threads=w.threads, channel_timeout=30, ident="xueliang-edge"))
         self._thread = threading.Thread(target=self.server.run, name="lan-page", daemon=True)
 
     @property
