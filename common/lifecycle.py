@@ -72,10 +72,14 @@ class Lifecycle:
         while self._started:
             name, comp = self._started.pop()
             logger.debug("stopping %s", name)
+            t0 = time.monotonic()
             try:
                 comp.stop()
             except Exception:
                 logger.exception("stopping %s failed", name)
+            took = time.monotonic() - t0
+            if took > 0.5:
+                logger.warning("stopping %s took %.1f s", name, took)
 
     def dead(self) -> list[str]:
         return [name for name, comp in self._started if not comp.alive()]

@@ -36,8 +36,10 @@ class SourceError(Exception):
 
 @dataclass
 class Frame:
-    """A decoded frame. ``t`` is seconds since the source started (growing across file loops),
-    ``ts`` the wall-clock time it was captured."""
+    """A decoded frame, for the camera's own thread only (it may wrap a PyAV ``VideoFrame``,
+    whose conversions run libswscale and must never run in two threads at once). Other threads
+    get a ``Picture`` from ``picture()``. ``t`` is seconds since the source started (growing
+    across file loops), ``ts`` the wall-clock time it was captured."""
 
     index: int
     t: float
@@ -58,6 +60,43 @@ class Frame:
         import cv2
         rgb = cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB)
         if width is not None and width != self.width:
+            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def picture(self) -> "Picture":
+        """The frame as I420 pixels in a read-only numpy array, converted here, in the camera's
+        thread: what the live encoder and MJPEG threads read instead of the frame itself."""
+        import cv2
+        width, height = self.width // 2 * 2, self.height // 2 * 2
+        if self._av is not None:
+            vf = self._av
+            if vf.format.name != "yuv420p" or (width, height) != (vf.width, vf.height):
+                vf = vf.reformat(width=width, height=height, format="yuv420p")
+            i420 = vf.to_ndarray()  # a plane copy, no scaling
+        else:
+            i420 = cv2.cvtColor(np.ascontiguousarray(self._bgr[:height, :width]), cv2.COLOR_BGR2YUV_I420)
+        i420.setflags(write=False)
+        return Picture(self.index, self.t, self.ts, width, height, i420)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An immutable copy of a frame that any thread may read (the live view's input)."""
+
+    index: int
+    t: float
+    ts: float
+    width: int
+    height: int
+    i420: np.ndarray  # (height * 3 / 2) x width uint8, read-only
+
+    def rgb(self, width: int | None = None) -> np.ndarray:
+        """RGB (HxWx3 uint8), optionally scaled to ``width`` (aspect kept), with OpenCV on the
+        caller's own arrays."""
+        import cv2
+        rgb = cv2.cvtColor(self.i420, cv2.COLOR_YUV2RGB_I420)
+        if width is not None and width != self.width:
+            height = max(2, round(self.height * width / self.width) // 2 * 2)
             rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
         return rgb
 
@@ -235,18 +274,21 @@ def open_session(source: str, offset: float = 0.0, first_index: int = 0) -> Sess
 
 
 class LatestFrame:
-    """The newest frame of a camera, for readers that want only the latest (the live view)."""
+    """The newest picture of a camera, for readers that want only the latest (the live view).
+    It holds ``Picture``s only: no decoder object leaves the camera's thread."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self.frame: Frame | None = None
+        self.frame: Picture | None = None
 
-    def put(self, frame: Frame) -> None:
+    def put(self, picture: Picture) -> None:
+        if not isinstance(picture, Picture):
+            raise TypeError("LatestFrame takes Pictures (Frame.picture()), never a decoded frame")
         with self._cond:
-            self.frame = frame
+            self.frame = picture
             self._cond.notify_all()
 
-    def wait_newer(self, index: int, timeout: float) -> Frame | None:
+    def wait_newer(self, index: int, timeout: float) -> Picture | None:
         """The latest frame if it is newer than ``index``, waiting up to ``timeout`` seconds."""
         with self._cond:
             self._cond.wait_for(lambda: self.frame is not None and self.frame.index > index, timeout)
@@ -345,6 +387,6 @@ class Camera:
                     item.ts = time.time()
                 self.frames += 1
                 self._set_state(True, "frames arriving")
-                self.latest.put(item)
+                self.latest.put(item.picture())
             self.on_item(item)
         return "end of stream"

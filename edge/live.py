@@ -29,7 +29,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from .capture import Frame, LatestFrame
+from .capture import LatestFrame, Picture
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +140,12 @@ class LiveEncoder:
                     sub.offer(packet)
 
 
-def _to_video_frame(frame: Frame, width: int, height: int) -> av.VideoFrame:
-    if frame._av is not None:
-        return frame._av.reformat(width=width, height=height, format="yuv420p")
-    rgb = frame.rgb(width)
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+def _to_video_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
+    """A new VideoFrame owned by the encoder thread, from the camera's immutable picture."""
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture.i420), format="yuv420p")
+    if (width, height) != (picture.width, picture.height):
+        vf = vf.reformat(width=width, height=height)
+    return vf
 
 
 class _Subscriber:

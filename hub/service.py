@@ -8,10 +8,8 @@ import secrets
 import threading
 from pathlib import Path
 
-from waitress.server import create_server
-
 from common.lifecycle import Lifecycle, LifecycleError
-from common.ports import bind
+from common.webserver import WebServer
 
 from . import auth, dispatch
 from .broker import Credentials, EmbeddedBroker
@@ -43,27 +41,6 @@ def read_or_make_secret(path: Path) -> str:
         f.write(key + "\n")
     logger.info("made a new web secret key in %s", path)
     return key
-
-
-class WebServer:
-    def __init__(self, app, host: str, port: int, threads: int):
-        self._server = bind(host, port, "web.port",
-                            lambda: create_server(app, host=host, port=port, threads=threads, ident="xueliang-hub"))
-        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.effective_port)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=5)
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
 
 class Escalator:
@@ -128,7 +105,7 @@ class Hub:
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
                          send_command=self.ingest.send_command)
-        self.web = WebServer(app, cfg.web.host, cfg.web.port, cfg.web.threads)
+        self.web = WebServer(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads, ident="xueliang-hub")
         components.append(("web", self.web))
         self.lifecycle = Lifecycle(components)
 

@@ -88,11 +88,13 @@ def main() -> int:
             stdin=password + "\n")
 
     procs: list[subprocess.Popen] = []
+    names: list[str] = []
     logs = []
 
     def start(name: str, *args: str) -> None:
         log = open(WORK / f"{name}.log", "w")
         logs.append(log)
+        names.append(name)
         procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=WORK,
                                       start_new_session=True))  # Ctrl-C reaches only us; we stop them in order
 
@@ -141,8 +143,12 @@ Press Ctrl-C to stop.
     last_report = 0.0
     while not stopping:
         time.sleep(0.5)
-        if any(p.poll() is not None for p in procs):
-            print("a demo process stopped; see the logs in", WORK)
+        dead = [(name, p) for name, p in zip(names, procs) if p.poll() is not None]
+        if dead:
+            for name, p in dead:
+                tail = (WORK / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                print(f"\n{name} stopped (exit status {p.returncode}); the last lines of {WORK / (name + '.log')}:")
+                print("\n".join("    " + line for line in tail))
             break
         if time.monotonic() - last_report > 10:
             last_report = time.monotonic()
@@ -153,13 +159,21 @@ Press Ctrl-C to stop.
             except OSError:
                 pass
     print("stopping…", flush=True)
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    # the agents and the pillar simulator together, then the hub: each daemon stops within 5 s
+    hub, others = procs[0], procs[1:]
+    for group, limit in ((others, 5.0), ([hub], 4.0)):
+        for p in group:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + limit
+        for name, p in zip(names, procs):
+            if p in group and p.poll() is None:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    print(f"{name} did not stop in {limit:.0f} s; killed")
+                    p.kill()
+                    p.wait()
     for log in logs:
         log.close()
     print("stopped.")

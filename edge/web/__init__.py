@@ -116,9 +116,7 @@ class LanPage:
     """The agent component: waitress serving the app, plus the live video servers."""
 
     def __init__(self, ctx: WebContext):
-        from waitress.server import create_server
-
-        from common.ports import bind
+        from common.webserver import WebServer
 
         from ..live import LiveEncoder, LiveServer, MjpegSource
         self.ctx = ctx
@@ -131,27 +129,25 @@ class LanPage:
             ctx.mjpeg = {name: MjpegSource(cam.latest) for name, cam in ctx.vision.cameras.items()}
         ctx.store.add_listener(ctx.feed.notify)
         self.app = create_app(ctx)
-        self.server = bind(w.host, w.port, "web.port", lambda: create_server(
-            self.app, host=w.host, port=w.port, threads=w.threads, channel_timeout=30, ident="xueliang-edge"))
-        self._thread = threading.Thread(target=self.server.run, name="lan-page", daemon=True)
+        self.server = WebServer(self.app, w.host, w.port, threads=w.threads, ident="xueliang-edge",
+                                channel_timeout=30, name="lan-page")
 
     @property
     def port(self) -> int:
-        return self.server.effective_port
+        return self.server.port
 
     def start(self) -> None:
         if self.ctx.live is not None:
             self.ctx.live.start()
-        self._thread.start()
+        self.server.start()
         if self.ctx.store.user_count() == 0:
             logger.warning("the LAN page has no users yet: add one with `xl-edge user add --config FILE NAME`")
         logger.info("LAN page on http://%s:%s/", self.ctx.web.host, self.port)
 
     def stop(self) -> None:
-        self.server.close()
-        self._thread.join(timeout=5)
+        self.server.stop()
         if self.ctx.live is not None:
             self.ctx.live.stop()
 
     def alive(self) -> bool:
-        return self._thread.is_alive() and (self.ctx.live is None or self.ctx.live.alive())
+        return self.server.alive() and (self.ctx.live is None or self.ctx.live.alive())
