@@ -255,14 +255,22 @@ class CameraPipeline:
                 if ev.best is None or rank > ev.best[0]:
                     ev.best = (rank, frame, m.boxes)
                     ev.best_faces = faces
-            if frame.t - ev.last_motion >= self.cfg.motion.end_s or frame.t - ev.t_start >= self.cfg.motion.max_event_s:
+            if frame.t - ev.last_motion >= self.cfg.motion.end_s:
                 self._end(ev)
+            elif frame.t - ev.t_start >= self.cfg.motion.max_event_s:
+                # long motion is split: the next part starts at this frame, not at the start of
+                # the whole run (which dated every later part back to the first one's start)
+                self._end(ev)
+                ev = self._start(frame, back=0.0)
         return FrameResult(frame.index, frame.t, m, faces, ev.id if ev is not None else None)
 
     # --- motion events ------------------------------------------------------------------
 
-    def _start(self, frame: Frame) -> _Motion:
-        back = (self.run - 1) / self.fps
+    def _start(self, frame: Frame, back: float | None = None) -> _Motion:
+        """A new motion event; it starts ``back`` seconds before ``frame`` (by default when the
+        run of motion frames that started it began)."""
+        if back is None:
+            back = (self.run - 1) / self.fps
         ev = _Motion(self.new_id(), frame.t - back, frame.ts - back, frame.t)
         self.event = ev
         if self.ring is not None and self.ring.packets:  # the ring holds one session's packets

@@ -245,3 +245,19 @@ def test_analyze_prints_one_json_line_per_event(tmp_path, person):
     bad = subprocess.run([str(BIN / "xl-edge"), "analyze", str(path), "--config", str(config), "--camera", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "has no camera 'nope'" in bad.stderr
+
+
+def test_long_motion_is_split_once_per_max_event_s_each_part_with_its_own_start(tmp_path, detector):
+    # a van crossing slowly for 12 s: with max_event_s 5 that is three parts, 0-5, 5-10, 10-12
+    path = tmp_path / "slow.mp4"
+    write_video(SceneSpec(W, H, seconds=14, seed=8, movers=[Mover(1.0, 13.0, (-120, 150), (W, 150), (120, 80))]),
+                path)
+    cam = CameraSection(name="gate", source=str(path), motion={"max_event_s": 5}, faces={"enabled": False})
+    motions = [e for e in play(path, cam, None, None) if e.type == "motion"]
+    assert len(motions) == 3, [(round(e.t_start, 2), round(e.t_end, 2)) for e in motions]
+    starts = [e.t_start for e in motions]
+    assert len(set(starts)) == 3 and starts == sorted(starts)
+    assert abs(starts[0] - 1.0) <= 0.3
+    for a, b in zip(motions, motions[1:]):
+        assert abs(b.t_start - a.t_start - 5.0) <= 0.1  # each part is max_event_s long
+    assert all(e.data["start"] < e.data["end"] for e in motions)
