@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from protocols import serial as sf
-from protocols.configdoc import ConfigError
+from protocols.configdoc import MAX_CONFIG_BYTES, ConfigError
 
 from .config import parse_config
 from .serial_link import SerialLink
@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 TARGET_AGENT = 0
 TARGET_MCU = 1
-MAX_CONFIG_BYTES = 256 * 1024
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from common.configfile import read_config_text
 from protocols.endpoint import BrokerEndpoint, check_broker_url
 from protocols import configdoc
 
@@ -124,10 +125,4 @@ def parse_config(text: str, filename: str) -> HubConfig:
 
 
 def load_config(path: str | Path) -> HubConfig:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise configdoc.ConfigError([configdoc.ConfigIssue(str(path), 0, "", None,
-                                                           f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(path))
+    return parse_config(read_config_text(path), str(path))

@@ -102,16 +102,69 @@ def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     return data
 
 
-def load(text: str, filename: str, model: type[M]) -> M:
-    """Parse ``text`` (YAML) and validate it against ``model``; raise ``ConfigError``."""
+#: a config is a few kilobytes; anything near these limits is a mistake or an attack
+MAX_CONFIG_BYTES = 256 * 1024
+#: values in the document once every alias is expanded (a "billion laughs" alias bomb is refused)
+MAX_EXPANDED_VALUES = 100_000
+
+
+def _expanded_size(root: yaml.Node, filename: str) -> None:
+    """Refuse a document whose aliases expand to more than ``MAX_EXPANDED_VALUES`` values, or
+    that refers to itself; linear in the document (each node's size is worked out once)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            on_path.discard(key)
+            size = 1 + sum(sizes[id(c)] for c in children)
+            sizes[key] = size
+            if size > MAX_EXPANDED_VALUES and all(sizes[id(c)] <= MAX_EXPANDED_VALUES for c in children):
+                raise ConfigError([ConfigIssue(filename, node.start_mark.line + 1, "", _MISSING,
+                                               f"the aliases here expand to {size:,} values, more than "
+                                               f"{MAX_EXPANDED_VALUES:,}: refused")])
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError([ConfigIssue(filename, node.start_mark.line + 1, "", _MISSING,
+                                           "an alias refers to the value that contains it")])
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _parse(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigIssue(filename, 1, "", _MISSING,
+                                       f"the config is {size:,} bytes, more than {MAX_CONFIG_BYTES:,}: refused")])
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _expanded_size(root, filename)
+        return root, loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([ConfigIssue(filename, line, "", _MISSING, f"YAML syntax error: {problem}")]) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue(filename, 1, "", _MISSING, "the document is nested too deeply")]) from None
+    finally:
+        loader.dispose()
+
+
+def load(text: str, filename: str, model: type[M]) -> M:
+    """Parse ``text`` (YAML) and validate it against ``model``; raise ``ConfigError``. Size and
+    alias expansion are capped before anything is built from the document."""
+    root, data = _parse(text, filename)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -112,3 +112,39 @@ def test_device_add_fills_in_the_template_with_credentials(tmp_path):
     assert bad.returncode == 1 and "needs device type code 134" in bad.stderr
     listed = subprocess.run([BIN / "xl-hub", "device", "list", "--config", hub_cfg], capture_output=True, text=True)
     assert "33010200001310000008" not in listed.stdout and "33010200001340000007" in listed.stdout
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+BOMBS = {
+    "alias bomb": (_alias_bomb(), "expand to"),
+    "self-reference": ("device: &d\n  id: *d\n", "refers to the value that contains it"),
+    "50 MB": ("device:\n" + "  # padding\n" * 4_600_000, "more than 262,144"),
+    "deep nesting": ("device: " + "[" * 50_000, "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BOMBS))
+@pytest.mark.parametrize("cli", ["xl-edge", "xl-hub"])
+def test_config_bombs_are_refused_in_under_a_second_with_file_and_line(tmp_path, kind, cli):
+    text, message = BOMBS[kind]
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    result = subprocess.run([BIN / cli, "check-config", path], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout
+    assert f"{path}:" in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", list(BOMBS))
+def test_the_flash_receiver_refuses_config_bombs(tmp_path, kind):
+    from edge.config import parse_config
+    from edge.provision import check_document
+    text, message = BOMBS[kind]
+    error = check_document(text.encode(), lambda t: parse_config(t, str(tmp_path / "edge.yaml")))
+    assert error is not None and message in error and "line " in error

@@ -1,0 +1,23 @@
+"""Reading a config file from disk for either daemon: size-capped before it is read, and every
+failure a ``ConfigError`` that names the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from protocols.configdoc import MAX_CONFIG_BYTES, ConfigError, ConfigIssue
+
+
+def read_config_text(path: str | Path) -> str:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError([ConfigIssue(str(path), 1, "", None,
+                                           f"the config is {size:,} bytes, more than {MAX_CONFIG_BYTES:,}: refused")])
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), 0, "", None, f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(str(path), 1, "", None,
+                                       f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
