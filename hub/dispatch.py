@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .access import ticket_filter
 from .db import areas, devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
 from .worktime import Calendar
 
@@ -177,9 +178,11 @@ def get_ticket(engine: sa.Engine, ticket_id: int) -> dict[str, Any] | None:
 
 def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: str | None = None,
         grid_code: str | None = None, merged_into: int | None = None, now: float | None = None,
-        calendar: Calendar | None = None) -> dict[str, Any]:
+        calendar: Calendar | None = None, scope: str | None = None) -> dict[str, Any]:
     """Apply ``action`` to a ticket; raise ``DispatchError`` if it is not allowed from the
-    ticket's state and ``Conflict`` if another change won the race. Returns the new ticket."""
+    ticket's state and ``Conflict`` if another change won the race. Returns the new ticket.
+    ``scope`` is the actor's area prefix (see hub.access; None: the whole county): a merge target
+    and a transfer grid must lie inside it, and a merge target must still be open."""
     if action not in ACTIONS:
         raise DispatchError(f"unknown action {action!r}")
     sources, target = ACTIONS[action]
@@ -210,13 +213,19 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
         if action == "merge":
             if merged_into is None or merged_into == ticket_id:
                 raise DispatchError("merge needs another ticket to merge into")
+            target = conn.execute(sa.select(tickets.c.state).where(tickets.c.id == merged_into)
+                                  .where(ticket_filter(scope))).scalar()
+            if target is None:
+                raise DispatchError(f"no ticket {merged_into} in your area to merge into")
+            if target not in OPEN_STATES:
+                raise DispatchError(f"ticket {merged_into} is {target} ({STATES[target]}); merge into an open one")
             values["merged_into"] = merged_into
         if action == "transfer":
             if grid_code is None:
                 raise DispatchError("transfer needs the grid to hand the ticket to")
             village = village_of(conn, grid_code)
-            if village is None:
-                raise DispatchError(f"no grid {grid_code}")
+            if village is None or (scope is not None and not grid_code.startswith(scope)):
+                raise DispatchError(f"no grid {grid_code} in your area")
             cal = calendar or Calendar.load(conn)
             accept_due, resolve_due = _dues(cal, _sla(conn, row["category"], row["severity"], row["level"]), now)
             values.update(grid_code=grid_code, village_code=village, assignee=None, accepted_at=None,

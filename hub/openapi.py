@@ -7,10 +7,32 @@ from typing import Any
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def document(version: str) -> dict[str, Any]:
-    def err(desc: str) -> dict[str, Any]:
-        return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
+def _err(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
 
+
+#: what every API operation may answer besides its own responses (hub.params checks every parameter)
+_COMMON = {"400": _err("A parameter or the body is not valid"), "401": _err("No or bad token"),
+           "404": _err("Not found (or outside your area)"), "413": _err("Body too large")}
+_TEXT = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
+_EVENT_ID = {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"}
+_ID = {"type": "integer", "minimum": 1, "maximum": 2 ** 31 - 1}
+
+
+def document(version: str) -> dict[str, Any]:
+    doc = _document(version)
+    for path, item in doc["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for operation in item.values():
+            operation["responses"] = {**_COMMON, **operation["responses"]}
+            if "requestBody" in operation:
+                operation["responses"].setdefault("403", _err("Your role may not do this"))
+    return doc
+
+
+def _document(version: str) -> dict[str, Any]:
+    err = _err
     return {
         "openapi": "3.1.0",
         "info": {"title": "Xueliang hub API", "version": version},
@@ -50,13 +72,13 @@ def document(version: str) -> dict[str, Any]:
             "/api/v1/events": {"get": {
                 "summary": "Events, newest first, paginated by cursor",
                 "parameters": [
-                    {"name": "device", "in": "query", "schema": {"type": "string"}},
-                    {"name": "type", "in": "query", "schema": {"type": "string"}},
+                    {"name": "device", "in": "query", "schema": {**_TEXT, "maxLength": 20}},
+                    {"name": "type", "in": "query", "schema": {**_TEXT, "maxLength": 32}},
                     {"name": "since", "in": "query", "description": "unix seconds or ISO 8601",
-                     "schema": {"type": "string"}},
+                     "schema": _TEXT},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
                     {"name": "cursor", "in": "query", "description": "next_cursor of the previous page",
-                     "schema": {"type": "string"}},
+                     "schema": _EVENT_ID},
                 ],
                 "responses": {"200": {"description": "A page of events", "content": {"application/json": {
                     "schema": {"type": "object", "properties": {
@@ -65,17 +87,26 @@ def document(version: str) -> dict[str, Any]:
                               "400": err("Bad filter"), "401": err("No or bad token")}}},
             "/api/v1/alarms/{alarm_id}/accept": {"post": {
                 "summary": "Accept an alarm's ticket (one operator wins); the pillar's LED shows 'help coming'",
-                "parameters": [{"name": "alarm_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "alarm_id", "in": "path", "required": True, "schema": _EVENT_ID}],
                 "responses": {"202": {"description": "Command sent to the device"},
                               "401": err("No or bad token"), "403": err("Role may not accept alarms"),
                               "404": err("No such alarm"), "409": err("Already accepted, or no ticket yet")}}},
             "/api/v1/devices/{device_id}": {"get": {
                 "summary": "One device inside the caller's area (404 outside it)",
-                "parameters": [{"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "device_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[0-9]{20}$"}}],
                 "responses": {"200": {"description": "The device"}, "404": err("No such device in your area")}}},
             "/api/v1/tickets": {
                 "get": {"summary": "Tickets in the caller's area, newest first (filters: state, level, category, "
                                    "severity, grid_code, mine=1; cursor)",
+                        "parameters": [
+                            *({"name": n, "in": "query", "schema": {**_TEXT, "maxLength": 32}}
+                              for n in ("state", "level", "category", "severity", "grid_code")),
+                            {"name": "mine", "in": "query", "schema": {"enum": ["0", "1"]}},
+                            {"name": "cursor", "in": "query", "description": "next_cursor of the previous page",
+                             "schema": _ID},
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        ],
                         "responses": {"200": {"description": "A page of tickets"}, "401": err("No or bad token")}},
                 "post": {"summary": "Report a matter (巡查上报) in a grid of the caller's area",
                          "requestBody": {"content": {"application/json": {"schema": {
@@ -86,13 +117,13 @@ def document(version: str) -> dict[str, Any]:
                                        "400": err("Bad title or grid"), "403": err("Viewers cannot report")}}},
             "/api/v1/tickets/{ticket_id}": {"get": {
                 "summary": "A ticket with its timeline (viewing it is audited)",
-                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": _ID}],
                 "responses": {"200": {"description": "Ticket and timeline"}, "404": err("No such ticket in your area")}}},
             "/api/v1/tickets/{ticket_id}/actions/{action}": {"post": {
                 "summary": "dispatch, send_back, accept, start, progress (a note), resolve, verify, reject, archive, "
                            "transfer, merge, void, urge, supervise; JSON, or multipart with a JPEG `photo` for "
                            "progress and resolve",
-                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": _ID},
                                {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                     "reason": {"type": "string"}, "grid_code": {"type": "string"},
@@ -102,13 +133,14 @@ def document(version: str) -> dict[str, Any]:
                               "409": err("Not allowed from this state, or someone else changed it first")}}},
             "/api/v1/tickets/{ticket_id}/photos/{photo_id}": {"get": {
                 "summary": "A ticket's photo (JPEG; viewing it is audited)",
-                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                               {"name": "photo_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": _ID},
+                               {"name": "photo_id", "in": "path", "required": True, "schema": _ID}],
                 "responses": {"200": {"description": "image/jpeg"}, "404": err("No such photo in your area")}}},
             "/api/v1/tickets/open311/requests.json": {"get": {
                 "summary": "Tickets in the caller's area as Open311 GeoReport v2 requests (status open|closed)",
                 "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["open", "closed"]}},
-                               {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                           "maximum": 1000}}],
                 "responses": {"200": {"description": "Service requests"}}}},
             "/healthz": {"get": {"summary": "Liveness of database and broker, ingest counters", "security": [],
                                  "responses": {"200": {"description": "Healthy"}, "503": {"description": "Degraded"}}}},

@@ -8,6 +8,8 @@ envelope: ``{"error": {"code", "message"}}``.
 from __future__ import annotations
 
 import hmac
+import math
+import re
 import secrets
 import time
 from datetime import datetime, timezone
@@ -24,17 +26,14 @@ from protocols.messages import Command
 
 from . import __version__, audit, auth, dispatch, eventlog, registry
 from .access import scope_prefix
+from .params import ApiError, IdConverter, arg_int, arg_text
 
 MAX_PAGE = 500
+DEVICE_ID = re.compile(r"[0-9]{20}")
+EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 pages = Blueprint("pages", __name__)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
@@ -43,6 +42,7 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     if not secret_key or len(secret_key) < 32:
         raise ValueError("the web secret key must be at least 32 characters")
     app = Flask(__name__)
+    app.url_map.converters["id"] = IdConverter
     app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
                             "health": health or (lambda: {}), "send_command": send_command}
@@ -170,6 +170,8 @@ def list_devices():
 @api.get("/devices/<device_id>")
 @api_auth
 def get_device(device_id: str):
+    if not DEVICE_ID.fullmatch(device_id):
+        raise ApiError(404, "not_found", f"no device {device_id[:40]!r}")
     items = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
                                   prefix=_user_prefix(g.user), device_id=device_id)
     if not items:
@@ -181,30 +183,27 @@ def _parse_since(value: str | None) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    if not math.isfinite(number) or not 0 <= number <= 1e11:
+        raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time")
+    return number
 
 
 @api.get("/events")
 @api_auth
 def list_events():
-    try:
-        limit = int(request.args.get("limit", 100))
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be a whole number") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, "bad_request", f"limit must be 1..{MAX_PAGE}")
-    rows = eventlog.query_events(_engine(), device=request.args.get("device") or None,
-                                 type=request.args.get("type") or None, since=_parse_since(request.args.get("since")),
-                                 before_id=request.args.get("cursor") or None, limit=limit,
+    limit = arg_int("limit", 100, 1, MAX_PAGE)
+    rows = eventlog.query_events(_engine(), device=arg_text("device", max_len=20),
+                                 type=arg_text("type", max_len=32), since=_parse_since(arg_text("since")),
+                                 before_id=arg_text("cursor", max_len=36, pattern=EVENT_ID), limit=limit,
                                  prefix=_user_prefix(g.user))
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return jsonify(items=[_event_json(e) for e in rows], next_cursor=next_cursor)
@@ -217,6 +216,8 @@ def accept_alarm(alarm_id: str):
     "help coming"."""
     if g.user["role"] not in ("admin", "operator"):
         raise ApiError(403, "forbidden", "only operators and admins accept alarms")
+    if not EVENT_ID.fullmatch(alarm_id):
+        raise ApiError(404, "not_found", f"no alarm {alarm_id[:40]!r}")
     alarm = eventlog.get_event(_engine(), alarm_id, prefix=_user_prefix(g.user))
     if alarm is None or alarm["type"] != "alarm":
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")

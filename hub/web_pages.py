@@ -14,6 +14,7 @@ from common.redirects import safe_next
 
 from . import audit, dispatch, eventlog, registry, stats
 from .access import PREFIX_DIGITS, ticket_filter
+from .params import INT32_MAX, arg_int, arg_text
 from .db import ticket_transitions, tickets
 from .web import _device_json, _engine, _event_json, _iso, _user_prefix, check_csrf, csrf_token, login_required
 
@@ -84,10 +85,7 @@ def stream():
     prefix = _prefix()
     engine = _engine()
     english = session.get("lang") == "en"
-    try:
-        last = int(request.args.get("after", 0))
-    except ValueError:
-        abort(400)
+    last = arg_int("after", 0, 0, INT32_MAX)
 
     def generate():
         nonlocal last
@@ -115,7 +113,7 @@ def stream():
 @login_required
 def queue():
     query = sa.select(tickets).where(ticket_filter(_prefix())).order_by(tickets.c.id.desc()).limit(200)
-    filters = {k: request.args.get(k, "") for k in ("state", "level", "severity")}
+    filters = {k: arg_text(k, max_len=32) or "" for k in ("state", "level", "severity")}
     for k, v in filters.items():
         if v:
             query = query.where(tickets.c[k] == v)
@@ -126,7 +124,7 @@ def queue():
                            user=session["user"], csrf_token=csrf_token())
 
 
-@console.get("/tickets/<int:ticket_id>")
+@console.get("/tickets/<id:ticket_id>")
 @login_required
 def ticket(ticket_id: int):
     with _engine().connect() as conn:
@@ -142,7 +140,7 @@ def ticket(ticket_id: int):
                            actions=_allowed_actions(dict(t)), user=session["user"], csrf_token=csrf_token())
 
 
-@console.post("/tickets/<int:ticket_id>/act")
+@console.post("/tickets/<id:ticket_id>/act")
 @login_required
 def act(ticket_id: int):
     check_csrf()
@@ -157,7 +155,8 @@ def act(ticket_id: int):
     else:
         try:
             dispatch.act(_engine(), ticket_id, action, session["user"]["username"],
-                         reason=request.form.get("reason") or None, grid_code=request.form.get("grid_code") or None)
+                         reason=request.form.get("reason") or None, grid_code=request.form.get("grid_code") or None,
+                         scope=_prefix())
             audit.record(_engine(), session["user"]["username"], f"ticket_{action}", str(ticket_id))
         except dispatch.DispatchError as exc:
             session["flash"] = str(exc)

@@ -10,8 +10,10 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from . import audit, dispatch
 from .access import ticket_filter
+from .params import INT32_MAX
 from .db import grids, ticket_photos, ticket_transitions, tickets
-from .web import ApiError, _engine, _iso, _user_prefix, api_auth
+from .params import ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
+from .web import _engine, _iso, _user_prefix, api_auth
 
 tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
 
@@ -30,13 +32,6 @@ def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:
     for k in ("created_at", "accept_due", "resolve_due", "accepted_at", "resolved_at", "closed_at"):
         out[k] = _iso(t[k])
     return out
-
-
-def _body() -> dict[str, Any]:
-    """JSON, or a multipart form (a phone posting a photo)."""
-    if request.mimetype == "multipart/form-data":
-        return request.form.to_dict()
-    return request.get_json(silent=True) or {}
 
 
 def _photo(ticket_id: int, purpose: str) -> int | None:
@@ -64,20 +59,22 @@ def _visible(ticket_id: int) -> dict[str, Any]:
 def list_tickets():
     query = sa.select(tickets).where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
     for name in ("state", "level", "category", "severity", "grid_code"):
-        if request.args.get(name):
-            query = query.where(tickets.c[name] == request.args[name])
-    if request.args.get("mine") == "1":
+        value = arg_text(name, max_len=32)
+        if value is not None:
+            query = query.where(tickets.c[name] == value)
+    if arg_choice("mine", ("0", "1")) == "1":
         query = query.where(sa.or_(tickets.c.assignee == g.user["username"], tickets.c.state == "dispatched"))
-    if request.args.get("cursor"):
-        query = query.where(tickets.c.id < int(request.args["cursor"]))
-    limit = min(max(int(request.args.get("limit", 50)), 1), 500)
+    cursor = arg_int("cursor", 0, 1, INT32_MAX)
+    if cursor:
+        query = query.where(tickets.c.id < cursor)
+    limit = arg_int("limit", 50, 1, 500)
     with _engine().connect() as conn:
         rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
     return jsonify(items=[_ticket_json(t) for t in rows],
                    next_cursor=rows[-1]["id"] if len(rows) == limit else None)
 
 
-@tickets_api.get("/<int:ticket_id>")
+@tickets_api.get("/<id:ticket_id>")
 @api_auth
 def get_ticket(ticket_id: int):
     t = _visible(ticket_id)
@@ -102,38 +99,37 @@ def report():
     """A grid worker reports a matter (巡查上报)."""
     if g.user["role"] not in WRITE_ROLES:
         raise ApiError(403, "forbidden", "viewers cannot report")
-    body = _body()
-    title, grid_code = body.get("title"), body.get("grid_code")
-    if not isinstance(title, str) or not 1 <= len(title) <= 200:
-        raise ApiError(400, "bad_request", "title: 1-200 characters")
+    data = body()
+    title = field_text(data, "title", max_len=200, required=True)
+    grid_code = field_text(data, "grid_code", max_len=19, required=True)
     prefix = _prefix()
     with _engine().connect() as conn:
         known = conn.execute(sa.select(grids.c.code).where(grids.c.code == grid_code)).first()
     if not known or (prefix is not None and not str(grid_code).startswith(prefix)):
         raise ApiError(400, "bad_request", "grid_code: a grid inside your area")
-    ticket_id = dispatch.create_ticket(_engine(), category=str(body.get("category") or "other")[:32], title=title,
-                                       description=body.get("description"), source="manual", grid_code=grid_code,
-                                       actor=g.user["username"])
+    ticket_id = dispatch.create_ticket(_engine(), category=field_text(data, "category", max_len=32) or "other",
+                                       title=title, description=field_text(data, "description", max_len=4000),
+                                       source="manual", grid_code=grid_code, actor=g.user["username"])
     _photo(ticket_id, "report")
     audit.record(_engine(), g.user["username"], "report", str(ticket_id))
     return jsonify(ticket=_ticket_json(_visible(ticket_id))), 201
 
 
-@tickets_api.post("/<int:ticket_id>/actions/<action>")
+@tickets_api.post("/<id:ticket_id>/actions/<action>")
 @api_auth
 def act(ticket_id: int, action: str):
     if g.user["role"] not in WRITE_ROLES:
         raise ApiError(403, "forbidden", "viewers cannot change tickets")
     _visible(ticket_id)
-    body = _body()
-    merged_into = body.get("merged_into")
-    if isinstance(merged_into, str) and merged_into.isdigit():
-        merged_into = int(merged_into)
+    if action not in dispatch.ACTIONS:
+        raise ApiError(404, "not_found", f"no action {action[:40]!r}")
+    data = body()
     if "photo" in request.files and action not in ("progress", "resolve"):
-        raise ApiError(400, "bad_request", "photos go with progress notes and resolutions")
+        raise bad("photos go with progress notes and resolutions")
     try:
-        t = dispatch.act(_engine(), ticket_id, action, g.user["username"], reason=body.get("reason"),
-                         grid_code=body.get("grid_code"), merged_into=merged_into)
+        t = dispatch.act(_engine(), ticket_id, action, g.user["username"], reason=field_text(data, "reason"),
+                         grid_code=field_text(data, "grid_code", max_len=19),
+                         merged_into=field_id(data, "merged_into"), scope=_prefix())
     except dispatch.Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     except dispatch.DispatchError as exc:
@@ -143,7 +139,7 @@ def act(ticket_id: int, action: str):
     return jsonify(ticket=_ticket_json(t), photo_id=photo_id)
 
 
-@tickets_api.get("/<int:ticket_id>/photos/<int:photo_id>")
+@tickets_api.get("/<id:ticket_id>/photos/<id:photo_id>")
 @api_auth
 def photo(ticket_id: int, photo_id: int):
     _visible(ticket_id)
@@ -168,10 +164,11 @@ def open311_requests():
     query = (sa.select(tickets, devices.c.latitude, devices.c.longitude, devices.c.address)
              .select_from(tickets.outerjoin(devices, devices.c.id == tickets.c.device_id))
              .where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
-             .limit(min(max(int(request.args.get("limit", 100)), 1), 1000)))
-    if request.args.get("status") in ("open", "closed"):
+             .limit(arg_int("limit", 100, 1, 1000)))
+    status = arg_choice("status", ("open", "closed"))
+    if status is not None:
         closed = tickets.c.state.in_(OPEN311_CLOSED)
-        query = query.where(closed if request.args["status"] == "closed" else sa.not_(closed))
+        query = query.where(closed if status == "closed" else sa.not_(closed))
     with _engine().connect() as conn:
         rows = conn.execute(query).mappings().all()
     return jsonify([{

@@ -350,3 +350,66 @@ def test_the_dashboard_shows_camera_thumbnails(client, engine):
     page = client.get("/").get_data(as_text=True)
     assert f'src="data:image/jpeg;base64,{thumb}"' in page and "motion · gate" in page
     assert page.count('class="thumb"') == 1
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/tickets?cursor=abc", "/api/v1/tickets?limit=abc", "/api/v1/tickets?limit=0", "/api/v1/tickets?limit=-1",
+    "/api/v1/tickets/open311/requests.json?limit=x", "/api/v1/tickets?state=open%00", "/api/v1/tickets?grid_code=%00",
+    "/api/v1/events?type=motion%00", "/api/v1/events?device=%00", "/api/v1/events?cursor=abc",
+    "/api/v1/events?since=nan", "/api/v1/events?since=1e400", "/api/v1/events?limit=99999999999999999999",
+    "/api/v1/tickets?cursor=99999999999999999999999",
+])
+def test_bad_parameters_are_a_400_with_the_error_body(client, token, scoped, path):
+    resp = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 400, (path, resp.status_code)
+    assert resp.json["error"]["code"] == "bad_request" and resp.json["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tickets/99999999999999999999999", "/api/v1/tickets/2147483648",
+                                  "/api/v1/tickets/0", f"/api/v1/devices/{'1' * 20}%00", "/api/v1/devices/%00",
+                                  "/api/v1/tickets/1/photos/99999999999999999999"])
+def test_ids_that_cannot_exist_are_a_404(client, token, scoped, path):
+    resp = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found", path
+
+
+def test_bad_bodies_are_a_400(client, token, scoped):
+    ta, _ = scoped["tickets"]
+    h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for raw in (b'{"reason": NaN}', b'{"reason": "a\\u0000b"}', b"[1]", b"{", b'{"merged_into": 1e400}',
+                '{"reason": "x"}'.encode("utf-16")):
+        resp = client.post(f"/api/v1/tickets/{ta}/actions/progress", data=raw, headers=h)
+        assert resp.status_code == 400 and resp.json["error"]["code"] == "bad_request", raw
+    resp = client.post(f"/api/v1/tickets/{ta}/actions/merge", json={"merged_into": 2 ** 40}, headers=h)
+    assert resp.status_code == 400
+
+
+def test_merge_targets_must_be_visible_and_open(client, scoped, engine):
+    ta, tb = scoped["tickets"]
+    worker = scoped["tokens"]["worker_a"]
+    # B's ticket is outside the grid worker's area, 999999 does not exist: both refused
+    for target in (tb, 999999):
+        resp = client.post(f"/api/v1/tickets/{ta}/actions/merge", json={"merged_into": target}, headers=worker)
+        assert resp.status_code == 409 and "in your area" in resp.json["error"]["message"], target
+    assert dispatch.get_ticket(engine, ta)["state"] == "dispatched"
+    # a ticket in the area but closed is refused too; an open one is fine
+    tc = dispatch.create_ticket(engine, category="road", title="C", source="manual", grid_code=GRID_A)
+    td = dispatch.create_ticket(engine, category="road", title="D", source="manual", grid_code=GRID_A)
+    dispatch.act(engine, tc, "void", "admin", reason="dup")
+    resp = client.post(f"/api/v1/tickets/{ta}/actions/merge", json={"merged_into": tc}, headers=worker)
+    assert resp.status_code == 409 and "open one" in resp.json["error"]["message"]
+    resp = client.post(f"/api/v1/tickets/{ta}/actions/merge", json={"merged_into": td}, headers=worker)
+    assert resp.status_code == 200 and resp.json["ticket"]["merged_into"] == td
+    # transfer: only to a grid inside the area
+    resp = client.post(f"/api/v1/tickets/{td}/actions/transfer", json={"grid_code": GRID_B, "reason": "x"},
+                       headers=worker)
+    assert resp.status_code == 409 and "in your area" in resp.json["error"]["message"]
+
+
+def test_console_pages_refuse_bad_parameters_without_a_500(client, scoped):
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    for path in ("/queue?state=%00", "/queue?level=a%00b", "/stream?after=99999999999999999999", "/stream?after=x",
+                 "/tickets/99999999999999999999"):
+        resp = client.get(path)
+        assert resp.status_code in (400, 404), (path, resp.status_code)
