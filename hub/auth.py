@@ -56,10 +56,14 @@ def add_user(engine: sa.Engine, username: str, password: str, role: str, scope_c
         return int(result.inserted_primary_key[0])
 
 
+_DUMMY_HASH = generate_password_hash("not anyone's password", method="scrypt")
+
+
 def check_login(engine: sa.Engine, username: str, password: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
-    if row is None or not check_password_hash(row["password_hash"], password):
+    # a user that does not exist costs the same hash check, so timing does not tell
+    if not check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password) or row is None:
         return None
     return {"id": row["id"], "username": row["username"], "role": row["role"], "scope_code": row["scope_code"]}
 

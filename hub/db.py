@@ -74,6 +74,14 @@ api_tokens = sa.Table(
     sa.Column("last_used_at", sa.Float),
 )
 
+login_failures = sa.Table(
+    "login_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(160), nullable=False),  # "user:<name>", "addr:<ip>", "token:<ip>"
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_login_failures_key_at", "key", "at"),
+)
+
 meta = sa.Table(
     "hub_meta", metadata,
     sa.Column("key", sa.String(64), primary_key=True),

@@ -13,7 +13,8 @@ def _err(desc: str) -> dict[str, Any]:
 
 #: what every API operation may answer besides its own responses (hub.params checks every parameter)
 _COMMON = {"400": _err("A parameter or the body is not valid"), "401": _err("No or bad token"),
-           "404": _err("Not found (or outside your area)"), "413": _err("Body too large")}
+           "404": _err("Not found (or outside your area)"), "413": _err("Body too large"),
+           "429": _err("Too many wrong tokens from this address; try again later")}
 _TEXT = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
 _EVENT_ID = {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2 ** 31 - 1}

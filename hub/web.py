@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from common.redirects import safe_next
 from protocols.messages import Command
 
-from . import __version__, audit, auth, dispatch, eventlog, registry
+from . import __version__, audit, auth, dispatch, eventlog, registry, throttle
 from .access import scope_prefix
 from .params import ApiError, IdConverter, arg_int, arg_text
 
@@ -95,7 +95,15 @@ def _current_user() -> tuple[dict | None, bool]:
     """(user, by_session)"""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        return auth.check_token(_engine(), header[7:].strip()), False
+        keys = throttle.keys_for_token(request.remote_addr or "")
+        wait = throttle.wait_s(_engine(), keys)
+        if wait > 0:
+            raise ApiError(429, "too_many_attempts", f"too many wrong tokens from this address; try again in "
+                                                     f"{math.ceil(wait)} s")
+        user = auth.check_token(_engine(), header[7:].strip())
+        if user is None:
+            throttle.failed(_engine(), keys)
+        return user, False
     return session.get("user"), True
 
 
@@ -249,11 +257,19 @@ def login():
     error = None
     if request.method == "POST":
         check_csrf()
-        username = request.form.get("username", "")
+        username = request.form.get("username", "")[:64]
+        keys = throttle.keys_for_login(username, request.remote_addr or "")
+        wait = throttle.wait_s(_engine(), keys)
+        if wait > 0:
+            audit.record(_engine(), username, "login_throttled", None, {"remote": request.remote_addr})
+            error = (f"登录失败次数过多，请 {math.ceil(wait / 60)} 分钟后再试 / Too many failed logins; "
+                     f"try again in {math.ceil(wait / 60)} min")
+            return render_template("login.html", error=error, csrf_token=csrf_token()), 429
         user = auth.check_login(_engine(), username, request.form.get("password", ""))
-        audit.record(_engine(), username[:64], "login" if user else "login_failed", None,
+        audit.record(_engine(), username, "login" if user else "login_failed", None,
                      {"remote": request.remote_addr})
         if user is None:
+            throttle.failed(_engine(), keys)
             error = "用户名或密码错误 / Wrong user name or password"
         else:
             session.clear()

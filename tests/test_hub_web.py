@@ -413,3 +413,47 @@ def test_console_pages_refuse_bad_parameters_without_a_500(client, scoped):
                  "/tickets/99999999999999999999"):
         resp = client.get(path)
         assert resp.status_code in (400, 404), (path, resp.status_code)
+
+
+def _login(client, username, password, addr):
+    token = _csrf(client.get("/login", environ_base={"REMOTE_ADDR": addr}).get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": addr})
+
+
+def test_password_guessing_is_throttled_per_address_and_account_across_restarts(engine):
+    from hub import throttle
+    auth.add_user(engine, "admin", PASSWORD, "admin")
+
+    def fresh_client():  # a new app on the same database: what a hub restart gives
+        return create_app(engine, secret_key="k" * 40, offline_after_s=60).test_client()
+    client = fresh_client()
+    for _ in range(throttle.ADDRESS[0]):
+        assert _login(client, "admin", "wrong password", "10.0.0.1").status_code == 401
+    refused = _login(client, "admin", PASSWORD, "10.0.0.1")
+    assert refused.status_code == 429 and "Too many failed logins" in refused.get_data(as_text=True)
+    assert _login(fresh_client(), "admin", PASSWORD, "10.0.0.1").status_code == 429  # survives a restart
+    assert _login(fresh_client(), "admin", PASSWORD, "10.0.0.2").status_code == 302  # another address is fine
+    # one account guessed from many addresses is held as well
+    for i in range(throttle.ACCOUNT[0]):
+        assert _login(fresh_client(), "admin", "wrong", f"10.1.0.{i}").status_code in (401, 429)
+    assert _login(fresh_client(), "admin", PASSWORD, "10.2.0.1").status_code == 429
+    # the window passes
+    keys = throttle.keys_for_login("admin", "10.2.0.1")
+    assert throttle.wait_s(engine, keys) > 0
+    assert throttle.wait_s(engine, keys, now=time.time() + throttle.ACCOUNT[1] + 1) == 0
+
+
+def test_token_guessing_is_throttled_per_address(engine, token):
+    from hub import throttle
+    client = create_app(engine, secret_key="k" * 40, offline_after_s=60).test_client()
+    for i in range(throttle.TOKEN[0]):
+        resp = client.get("/api/v1/devices", headers={"Authorization": f"Bearer xlt_guess{i}"},
+                          environ_base={"REMOTE_ADDR": "10.9.0.1"})
+        assert resp.status_code == 401
+    resp = client.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"},
+                      environ_base={"REMOTE_ADDR": "10.9.0.1"})
+    assert resp.status_code == 429 and resp.json["error"]["code"] == "too_many_attempts"
+    resp = client.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"},
+                      environ_base={"REMOTE_ADDR": "10.9.0.2"})
+    assert resp.status_code == 200
