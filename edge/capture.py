@@ -302,12 +302,13 @@ class Camera:
 
     def __init__(self, name: str, source: str, on_item: Callable[[Packet | Frame], None],
                  on_state: Callable[[bool, str], None], *, loop: bool = True, realtime: bool = True,
-                 backoff_min_s: float = 0.5, backoff_max_s: float = 10.0):
+                 backoff_min_s: float = 0.5, backoff_max_s: float = 10.0, latest: "LatestFrame | None" = None):
         self.name, self.source = name, source
         self.on_item, self.on_state = on_item, on_state
         self.loop, self.realtime = loop, realtime
         self.backoff_min_s, self.backoff_max_s = backoff_min_s, backoff_max_s
-        self.latest = LatestFrame()
+        self.latest = latest or LatestFrame()  # a restarted camera keeps its viewers' picture
+        self.last_frame_at = time.monotonic()  # when the newest frame arrived (the stall watchdog reads it)
         self.up = False
         self.finished = False  # a file source played once to the end (loop off)
         self.frames = 0
@@ -318,9 +319,13 @@ class Camera:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout)
+
+    def abandon(self) -> None:
+        """Ask a stalled thread to end when it wakes; nobody waits for it."""
+        self._stop.set()
 
     def alive(self) -> bool:
         return self._thread.is_alive() or self.finished
@@ -386,6 +391,7 @@ class Camera:
                         return "stopped"
                     item.ts = time.time()
                 self.frames += 1
+                self.last_frame_at = time.monotonic()
                 self._set_state(True, "frames arriving")
                 self.latest.put(item.picture())
             self.on_item(item)

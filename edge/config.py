@@ -191,6 +191,11 @@ class CameraSection(BaseModel):
     loop: bool = Field(True, description="Play a video file again from the start when it ends")
     loss_after_s: float = Field(10.0, description="A camera down this long gives a video_loss event",
                                 ge=1, le=3600)
+    stall_after_s: float = Field(10.0, description="A camera that is up but gives no new frame this long is "
+                                                   "stalled: a video_loss event (reason stalled) and its capture "
+                                                   "and pipeline are started afresh", ge=1, le=600)
+    max_restarts: int = Field(3, description="Stalls within 10 minutes after which the agent stops, so that "
+                                             "systemd starts it afresh", ge=1, le=100)
     motion: MotionSection = Field(default_factory=MotionSection, description="Motion detection")
     faces: FacesSection = Field(default_factory=FacesSection, description="Face detection on motion")
     clips: ClipsSection = Field(default_factory=ClipsSection, description="Clips of motion events")

@@ -36,10 +36,12 @@ URGENT_BURST = 64  # urgent rows sent per pass even when the window is full
 
 
 class FpsMeters:
-    """Frame counters per camera, read by the heartbeat. Capture threads call ``tick``."""
+    """Frame counters and states (up / down / stalled) per camera, read by the heartbeat.
+    Capture threads call ``tick``; the camera watchdog sets the states."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._states: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._last: tuple[float, dict[str, int]] = (time.monotonic(), {})
 
@@ -50,6 +52,14 @@ class FpsMeters:
     def tick(self, name: str, frames: int = 1) -> None:
         with self._lock:
             self._counts[name] = self._counts.get(name, 0) + frames
+
+    def set_states(self, states: dict[str, str]) -> None:
+        with self._lock:
+            self._states = dict(states)
+
+    def states(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._states)
 
     def rates(self) -> dict[str, float]:
         now = time.monotonic()
@@ -284,5 +294,6 @@ class SyncEngine:
     def _heartbeat(self) -> None:
         usage = shutil.disk_usage(self.store.path.parent)
         hb = Heartbeat(ts=time.time(), uptime_s=time.monotonic() - self._started, disk_free_bytes=usage.free,
-                       outbox_depth=self.store.outbox_depth(), cameras=self.meters.rates())
+                       outbox_depth=self.store.outbox_depth(), cameras=self.meters.rates(),
+                       camera_states=self.meters.states())
         self._client.publish(topics.heartbeat(self.device_id), encode_heartbeat(hb), qos=0)

@@ -373,13 +373,19 @@ class CameraPipeline:
                 self.sink(VisionEvent("video_loss", self.new_id(), self.last_t, self.last_t, time.time(),
                                       {"camera": self.name, "reason": self.down_reason[:200]}))
 
-    def close(self) -> None:
-        """End the running event and hand over the clips (end of file, agent stopping)."""
-        with self.lock:
+    def close(self, timeout: float = 2.0) -> None:
+        """End the running event and hand over the clips (end of file, agent stopping). A
+        pipeline whose camera thread is stuck inside it is left as it is."""
+        if not self.lock.acquire(timeout=timeout):
+            logger.error("camera %s: its pipeline is stuck; not waiting for it", self.name)
+            return
+        try:
             if self.event is not None:
                 self._end(self.event)
             for rec in list(self.recordings):
                 self._finish_clip(rec)
+        finally:
+            self.lock.release()
 
 
 def _scaled(rgb: np.ndarray, width: int) -> np.ndarray:
@@ -397,27 +403,46 @@ def camera_source(cfg: EdgeConfig, cam: CameraSection) -> str:
 
 
 class Vision:
-    """The agent's cameras: capture threads, pipelines, media store and retention."""
+    """The agent's cameras: capture threads, pipelines, media store and retention, and a watchdog
+    per camera: a camera that is up but gives no frame for ``stall_after_s`` is stalled (a
+    ``video_loss`` event with reason ``stalled``); its capture thread is abandoned and the
+    camera and pipeline are made afresh. More than ``max_restarts`` stalls in 10 minutes and the
+    agent reports itself dead (systemd then starts it again)."""
+
+    RESTART_WINDOW_S = 600.0
 
     def __init__(self, cfg: EdgeConfig, store: Store, meters: FpsMeters, detector: FaceDetector | None):
-        self.cfg, self.store, self.meters = cfg, store, meters
+        self.cfg, self.store, self.meters, self.detector = cfg, store, meters, detector
         self.media = MediaStore(cfg.resolve(cfg.media.path), store, quota_bytes=cfg.media.quota_mb << 20,
                                 min_free_bytes=cfg.media.min_free_mb << 20, jpeg_quality=cfg.media.jpeg_quality)
+        self.sections = {cam.name: cam for cam in cfg.cameras}
         self.pipelines: dict[str, CameraPipeline] = {}
         self.cameras: dict[str, Camera] = {}
+        self.stalled: set[str] = set()
+        self.restarts: dict[str, list[float]] = {cam.name: [] for cam in cfg.cameras}
+        self.unrecoverable: str | None = None
         self.stored = 0
         for cam in cfg.cameras:
-            pipe = CameraPipeline(cam.name, cam, self._store, store.new_id, detector=detector, media=self.media,
-                                  media_cfg=cfg.media, blur=cfg.privacy.blur_faces)
             meters.add_camera(cam.name)
-            self.pipelines[cam.name] = pipe
-            self.cameras[cam.name] = Camera(cam.name, camera_source(cfg, cam), self._on_item(cam.name, pipe),
-                                            pipe.on_state, loop=cam.loop)
+            self._make(cam.name)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="vision-ticker", daemon=True)
 
+    def _make(self, name: str, latest=None) -> Camera:
+        """A pipeline and a capture thread for camera ``name`` (not started)."""
+        cam = self.sections[name]
+        pipe = CameraPipeline(name, cam, self._store, self.store.new_id, detector=self.detector, media=self.media,
+                              media_cfg=self.cfg.media, blur=self.cfg.privacy.blur_faces)
+        self.pipelines[name] = pipe
+        camera = Camera(name, camera_source(self.cfg, cam), self._on_item(name, pipe), pipe.on_state,
+                        loop=cam.loop, latest=latest)
+        self.cameras[name] = camera
+        return camera
+
     def _on_item(self, name: str, pipe: CameraPipeline):
         def handle(item):
+            if pipe is not self.pipelines.get(name):
+                return  # a pipeline replaced after a stall: what its old thread still hands in is dropped
             if isinstance(item, Frame):
                 pipe.fps = self.cameras[name].fps
                 self.meters.tick(name)
@@ -447,19 +472,50 @@ class Vision:
         self.media.stop()
 
     def alive(self) -> bool:
-        return self._ticker.is_alive() and self.media.alive() and all(c.alive() for c in self.cameras.values())
+        return (self.unrecoverable is None and self._ticker.is_alive() and self.media.alive()
+                and all(c.alive() for name, c in self.cameras.items() if name not in self.stalled))
 
     def _tick(self) -> None:
         last_sweep = 0.0
         while not self._stop.wait(0.25):
-            for pipe in self.pipelines.values():
-                pipe.tick()
+            for name in list(self.cameras):
+                self._watch(name)
+            self.meters.set_states(self.camera_states())
+            for name, pipe in list(self.pipelines.items()):
+                if name not in self.stalled:
+                    pipe.tick()
             if time.monotonic() - last_sweep >= 60:
                 last_sweep = time.monotonic()
                 self.media.make_room(0)
 
+    def _watch(self, name: str) -> None:
+        camera, section = self.cameras[name], self.sections[name]
+        now = time.monotonic()
+        if name in self.stalled:
+            if camera.frames > 0:  # the fresh capture delivers again
+                self.stalled.discard(name)
+                logger.info("camera %s: frames again after the restart", name)
+            return
+        if not camera.up or now - camera.last_frame_at < section.stall_after_s:
+            return
+        silent = now - camera.last_frame_at
+        logger.error("camera %s stalled: no frame for %.1f s; starting its capture and pipeline afresh", name, silent)
+        self.stalled.add(name)
+        self._store(VisionEvent("video_loss", self.store.new_id(), 0.0, 0.0, time.time(),
+                                {"camera": name, "reason": "stalled", "silent_s": round(silent, 1)}))
+        recent = [t for t in self.restarts[name] if now - t < self.RESTART_WINDOW_S] + [now]
+        self.restarts[name] = recent
+        if len(recent) > section.max_restarts:
+            self.unrecoverable = (f"camera {name} stalled {len(recent)} times in "
+                                  f"{self.RESTART_WINDOW_S / 60:.0f} minutes; its pipeline cannot be restarted")
+            logger.critical("%s", self.unrecoverable)
+            return
+        camera.abandon()
+        self._make(name, latest=camera.latest).start()
+
     def camera_states(self) -> dict[str, str]:
-        return {name: ("up" if cam.up else "down") for name, cam in self.cameras.items()}
+        return {name: "stalled" if name in self.stalled else ("up" if cam.up else "down")
+                for name, cam in self.cameras.items()}
 
 
 def load_detector(cfg: EdgeConfig) -> FaceDetector | None:

@@ -236,17 +236,25 @@ class Heartbeat:
     disk_free_bytes: int
     outbox_depth: int
     cameras: dict[str, float] = field(default_factory=dict)
+    #: camera name -> "up", "down" or "stalled" (optional; a compatible v1 addition)
+    camera_states: dict[str, str] = field(default_factory=dict)
+
+
+CAMERA_STATES = ("up", "down", "stalled")
 
 
 def encode_heartbeat(hb: Heartbeat) -> bytes:
-    return _dumps({
+    obj = {
         "schema_version": SCHEMA_VERSION,
         "ts": hb.ts,
         "uptime_s": round(hb.uptime_s, 3),
         "disk_free_bytes": hb.disk_free_bytes,
         "outbox_depth": hb.outbox_depth,
         "cameras": {k: round(v, 2) for k, v in hb.cameras.items()},
-    })
+    }
+    if hb.camera_states:
+        obj["camera_states"] = dict(hb.camera_states)
+    return _dumps(obj)
 
 
 def decode_heartbeat(payload: bytes | str) -> Heartbeat:
@@ -264,8 +272,11 @@ def decode_heartbeat(payload: bytes | str) -> Heartbeat:
     depth = _field(obj, "outbox_depth", int)
     if uptime < 0 or disk_free < 0 or depth < 0:
         raise ProtocolError("uptime_s, disk_free_bytes and outbox_depth must be >= 0")
+    states = _field(obj, "camera_states", dict, optional=True) or {}
+    if len(states) > 64 or any(len(k) > 64 or v not in CAMERA_STATES for k, v in states.items()):
+        raise ProtocolError(f"camera_states must map at most 64 camera names to one of {CAMERA_STATES}")
     return Heartbeat(ts=_timestamp(obj, "ts"), uptime_s=uptime, disk_free_bytes=disk_free,
-                     outbox_depth=depth, cameras={k: float(v) for k, v in cameras.items()})
+                     outbox_depth=depth, cameras={k: float(v) for k, v in cameras.items()}, camera_states=states)
 
 
 # --- hub status -----------------------------------------------------------------------------

@@ -457,3 +457,20 @@ def test_token_guessing_is_throttled_per_address(engine, token):
     resp = client.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"},
                       environ_base={"REMOTE_ADDR": "10.9.0.2"})
     assert resp.status_code == 200
+
+
+def test_the_devices_page_shows_a_stalled_camera(client, engine):
+    from dataclasses import asdict
+
+    from protocols.messages import Heartbeat, decode_heartbeat, encode_heartbeat
+    registry.add_device(engine, device_id(1), kind="camera-box", name="村口")
+    hb = decode_heartbeat(encode_heartbeat(Heartbeat(ts=time.time(), uptime_s=5, disk_free_bytes=1, outbox_depth=0,
+                                                     cameras={"gate": 0.0, "lane": 12.5},
+                                                     camera_states={"gate": "stalled", "lane": "up"})))
+    with engine.begin() as conn:
+        registry.set_heartbeat(conn, device_id(1), asdict(hb))
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    page = client.get("/devices").get_data(as_text=True)
+    assert 'data-camera="gate" data-state="stalled"' in page and "gate 停滞" in page
+    assert 'data-camera="lane" data-state="up"' in page and "lane 正常 · 12.5 fps" in page

@@ -18,7 +18,7 @@ def js_strings() -> dict[str, str]:
         "alarm": _("Alarm: the pillar's button was pressed"), "ack": _("Acknowledge"),
         "acked": _("Acknowledged"), "presses": _("presses"), "live": _("Live"),
         "fallback": _("WebRTC could not connect: showing the MJPEG stream"), "viewers": _("viewers"),
-        "up": _("up"), "down": _("down"), "connected": _("connected"), "disconnected": _("disconnected"),
+        "up": _("up"), "down": _("down"), "stalled": _("stalled"), "connected": _("connected"), "disconnected": _("disconnected"),
         "never": _("never"), "online": _("online"), "offline": _("offline"), "none": _("none"),
         "clip": _("Clip"), "snapshot": _("Snapshot"), "no_events": _("No events"),
         "seconds_ago": _("s ago"), "free": _("free"),

@@ -209,7 +209,7 @@ async function health() {
     tr.id = "h-camera-" + c.name;
     const th = document.createElement("th"); th.textContent = c.name;
     const td = document.createElement("td");
-    td.textContent = `${c.state === "up" ? S.up : S.down} · ${c.fps} fps · ${c.viewers} ${S.viewers} · ${c.bitrate_kbps} kbit/s`;
+    td.textContent = `${S[c.state] || S.down} · ${c.fps} fps · ${c.viewers} ${S.viewers} · ${c.bitrate_kbps} kbit/s`;
     td.className = c.state === "up" ? "good" : "bad";
     tr.append(th, td);
     const info = document.getElementById("live-" + c.name);
