@@ -10,6 +10,7 @@ reconnect, when the hub comes back online, or when no ack came within ``ack_time
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import socket
@@ -36,22 +37,28 @@ URGENT_BURST = 64  # urgent rows sent per pass even when the window is full
 
 
 class FpsMeters:
-    """Frame counters and states (up / down / stalled) per camera, read by the heartbeat.
-    Capture threads call ``tick``; the camera watchdog sets the states."""
+    """Frame rates and states (up / down / stalled) per camera, read by the heartbeat and the LAN
+    page. Capture threads call ``tick``; the camera watchdog sets the states. A rate is the frames
+    of the last ``WINDOW_S`` seconds, the same for every reader (reading it changes nothing)."""
+
+    WINDOW_S = 2.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, str] = {}
-        self._counts: dict[str, int] = {}
-        self._last: tuple[float, dict[str, int]] = (time.monotonic(), {})
+        self._frames: dict[str, collections.deque[float]] = {}
 
     def add_camera(self, name: str) -> None:
         with self._lock:
-            self._counts.setdefault(name, 0)
+            self._frames.setdefault(name, collections.deque())
 
     def tick(self, name: str, frames: int = 1) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._counts[name] = self._counts.get(name, 0) + frames
+            times = self._frames.setdefault(name, collections.deque())
+            times.extend([now] * frames)
+            while times and times[0] < now - self.WINDOW_S:
+                times.popleft()
 
     def set_states(self, states: dict[str, str]) -> None:
         with self._lock:
@@ -64,11 +71,8 @@ class FpsMeters:
     def rates(self) -> dict[str, float]:
         now = time.monotonic()
         with self._lock:
-            then, before = self._last
-            counts = dict(self._counts)
-            self._last = (now, counts)
-        span = max(now - then, 1e-6)
-        return {name: (n - before.get(name, 0)) / span for name, n in counts.items()}
+            return {name: sum(1 for t in times if t >= now - self.WINDOW_S) / self.WINDOW_S
+                    for name, times in self._frames.items()}
 
 
 class SyncEngine:

@@ -93,6 +93,20 @@ def encode(frame: Frame) -> bytes:
     return SOF + body + struct.pack(">H", crc16(body))
 
 
+def _valid_frame_at_or_after(buf: bytearray, start: int) -> int | None:
+    """Offset of the first complete frame with a good CRC at or after ``start``, if any."""
+    pos = buf.find(SOF, start)
+    while pos >= 0 and len(buf) - pos >= OVERHEAD:
+        length = buf[pos + 2]
+        end = pos + OVERHEAD + length
+        if length <= MAX_PAYLOAD and end <= len(buf):
+            (crc,) = struct.unpack(">H", buf[end - 2:end])
+            if crc == crc16(bytes(buf[pos + 2:end - 2])):
+                return pos
+        pos = buf.find(SOF, pos + 1)
+    return None
+
+
 class Decoder:
     """Streaming decoder: feed it bytes as they come, get whole frames back. Noise, bad CRCs,
     unknown types and frames cut short are counted and skipped; it resynchronises on the next
@@ -125,7 +139,14 @@ class Decoder:
                 continue
             total = OVERHEAD + length
             if len(buf) < total:
-                break
+                # a start marker in noise with a made-up length would hold back every real frame
+                # behind it until that many bytes came: a whole valid frame further on wins
+                later = _valid_frame_at_or_after(buf, 1)
+                if later is None:
+                    break
+                self.counters["noise_bytes"] += later
+                del buf[:later]
+                continue
             body = bytes(buf[2:HEADER + length])
             (crc,) = struct.unpack(">H", buf[HEADER + length:total])
             if crc != crc16(body):

@@ -159,3 +159,13 @@ def test_a_camera_that_keeps_stalling_makes_the_agent_stop_feeding_the_watchdog(
         log.close()
         sock.close()
         camera.close()
+
+
+def test_frame_rates_are_the_same_for_every_reader():
+    meters = FpsMeters()
+    meters.add_camera("gate")
+    for _ in range(40):
+        meters.tick("gate")
+        time.sleep(0.025)
+    first, second = meters.rates()["gate"], meters.rates()["gate"]  # heartbeat, then the LAN page
+    assert 10 <= first <= 25 and abs(first - second) <= 0.5
