@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from hub import auth, dispatch  # noqa: E402
-from hub.db import (areas, devices, events, grids, make_engine, meta, migrate, ticket_transitions,  # noqa: E402
-                    tickets, users)
+from hub.db import make_engine, migrate  # noqa: E402
+from hub.schema import (areas, devices, events, grids, meta, ticket_transitions,  # noqa: E402
+                         tickets, users)
 from hub.web import create_app  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "xueliang-bench"

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.config import parse_config  # noqa: E402
+from protocols.deviceconfig import parse_config  # noqa: E402
 from edge.store import NewEvent, Store  # noqa: E402
 from edge.sync import SyncEngine  # noqa: E402
 from tests.helpers import Hub, Mosquitto, create_pg_database, device_id, wait_for  # noqa: E402

@@ -41,7 +41,7 @@ import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from edge.config import CameraSection  # noqa: E402
+from protocols.deviceconfig import CameraSection  # noqa: E402
 from edge.faces import FaceDetector, install_model  # noqa: E402
 from edge.motion import MotionDetector  # noqa: E402
 from edge.scenes import demo_scene, frames, write_video  # noqa: E402

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 from common.lifecycle import Lifecycle, LifecycleError
+from protocols.deviceconfig import EdgeConfig
 
 from . import __version__
-from .config import EdgeConfig
 from .demo import DemoGenerator
 from .faces import ModelError
 from .pillar import Pillar

@@ -10,7 +10,7 @@ import click
 from protocols.configdoc import ConfigError
 
 from . import __version__
-from .config import load_config
+from .config import load_config, mqtt_password
 
 
 def setup_logging(level: str) -> None:
@@ -55,7 +55,7 @@ def run(config_file: str) -> None:
     try:
         cfg = load_config(config_file)
         setup_logging(cfg.log_level)
-        cfg.mqtt_password()  # fail now, with the file name, if the password file is missing
+        mqtt_password(cfg)  # fail now, with the file name, if the password file is missing
         agent = Agent(cfg, Path(config_file).resolve())
     except ConfigError as exc:
         raise click.ClickException(f"invalid config:\n{exc}") from None
@@ -162,7 +162,7 @@ def flash(port: str, baudrate: int, timeout: float, target: str, config_file: st
 
     The config gets the same checks as check-config first; a config with an error is not sent.
     """
-    from .config import parse_mcu_params
+    from protocols.deviceconfig import parse_mcu_params
     from .flash import FlashError, flash_config
     from .provision import TARGET_AGENT, TARGET_MCU
     try:
@@ -267,7 +267,7 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
     """
     import json
 
-    from .config import CameraSection
+    from protocols.deviceconfig import CameraSection
     from .faces import FaceDetector, ModelError, install_model
     from .vision import VisionEvent, analyze_file
 

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 
-from .config import DemoSection
+from protocols.deviceconfig import DemoSection
 from .store import NewEvent, Store, StoreError
 from .sync import FpsMeters
 

@@ -16,7 +16,7 @@ import time
 from protocols import serial as sf
 from protocols.messages import Command
 
-from .config import PillarSection
+from protocols.deviceconfig import PillarSection
 from .serial_link import SerialLink
 from .store import Store, StoreError
 

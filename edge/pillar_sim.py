@@ -21,7 +21,7 @@ from pathlib import Path
 
 from protocols import serial as sf
 
-from .config import McuParams, parse_mcu_params
+from protocols.deviceconfig import McuParams, parse_mcu_params
 from .provision import TARGET_MCU, ConfigReceiver, check_document
 from .serial_link import SerialLink
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from protocols import serial as sf
 from protocols.configdoc import MAX_CONFIG_BYTES, ConfigError
 
-from .config import parse_config
+from protocols.deviceconfig import parse_config
 from .serial_link import SerialLink
 
 logger = logging.getLogger(__name__)

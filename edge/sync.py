@@ -24,11 +24,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import ProtocolError, topics
+from protocols.deviceconfig import EdgeConfig
 from protocols.endpoint import FATAL_CONNECT_REASONS
 from protocols.messages import (Command, Heartbeat, Priority, Status, decode_ack, decode_command,
                                 decode_hub_status, encode_heartbeat, encode_status)
 
-from .config import EdgeConfig
+from .config import mqtt_password
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class SyncEngine:
         b = self.cfg.broker
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"xl-edge-{self.device_id}",
                              clean_session=True, protocol=mqtt.MQTTv311)
-        client.username_pw_set(self.cfg.mqtt_username(), self.cfg.mqtt_password())
+        client.username_pw_set(self.cfg.mqtt_username(), mqtt_password(self.cfg))
         if b.tls:
             client.tls_set(ca_certs=str(self.cfg.resolve(b.ca_file)) if b.ca_file else None,
                            tls_version=ssl.PROTOCOL_TLS_CLIENT)

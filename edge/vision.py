@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .capture import Camera, Frame, Packet, Session
-from .config import CameraSection, EdgeConfig, MediaSection
+from protocols.deviceconfig import CameraSection, EdgeConfig, MediaSection
 from .faces import Face, FaceDetector
 from .media import ClipJob, MediaStore
 from .motion import MotionDetector, MotionResult, MotionSettings, Zone

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .db import areas, devices, grids, tickets
+from .schema import areas, devices, grids, tickets
 
 PREFIX_DIGITS = {"county": 6, "town": 9, "village": 12}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import audit_log
+from .schema import audit_log
 
 
 def record(engine: sa.Engine, actor: str, action: str, obj: str | None = None,

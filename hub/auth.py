@@ -12,7 +12,7 @@ import time
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .db import api_tokens, devices, users
+from .schema import api_tokens, devices, users
 
 ROLES = ("admin", "operator", "grid_worker", "viewer")
 MIN_PASSWORD_LENGTH = 10

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from protocols import topics
 
 from .auth import mosquitto_hash, write_private
-from .db import devices
+from .schema import devices
 
 ACL_DEVICE_PATTERNS = ([("write", ch) for ch in topics.DEVICE_PUBLISHES] +
                        [("read", ch) for ch in topics.DEVICE_RECEIVES])

@@ -333,7 +333,7 @@ def calendar_set(config_file: str, day: str, kind: str, name: str) -> None:
     """Mark DAY (YYYY-MM-DD) as a holiday or as a worked day."""
     import datetime as dt
 
-    from .db import calendar_days
+    from .schema import calendar_days
     try:
         dt.date.fromisoformat(day)
     except ValueError:

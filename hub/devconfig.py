@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from edge.config import EdgeConfig, parse_config
+from protocols.deviceconfig import EdgeConfig, parse_config
 
 _LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<rest>.*)$")
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .access import ticket_filter
-from .db import areas, devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
+from .schema import areas, devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
 from .worktime import Calendar
 
 STATES = {

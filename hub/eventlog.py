@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from protocols.messages import Event
 
-from .db import devices, events, insert_ignore
+from .db import insert_ignore
+from .schema import devices, events
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from protocols import ProtocolError
 from protocols.ids import check_device_id
 
-from .db import areas, audit_log, devices, grids, people, person_roles
+from .schema import areas, audit_log, devices, grids, people, person_roles
 
 COLUMNS = ["record", "code", "name", "parent_code", "kind", "households", "population", "phone", "role",
            "scope_code", "latitude", "longitude", "model", "boundary"]

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from protocols.ids import check_device_id
 from protocols.messages import Status
 
-from .db import devices, insert_ignore, meta
+from .db import insert_ignore
+from .schema import devices, meta
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from protocols.messages import Event
 
 from . import dispatch
 from .config import TicketRule
-from .db import tickets
+from .schema import tickets
 
 logger = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .access import ticket_filter
-from .db import areas, grids, tickets
+from .schema import areas, grids, tickets
 
 HANDLED = ("resolved", "verified", "archived")
 NOT_COUNTED = ("void", "merged")

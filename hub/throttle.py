@@ -11,7 +11,7 @@ import time
 
 import sqlalchemy as sa
 
-from .db import login_failures
+from .schema import login_failures
 
 #: (failures, window in seconds)
 ADDRESS = (5, 300)

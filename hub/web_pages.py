@@ -15,7 +15,7 @@ from common.redirects import safe_next
 from . import audit, dispatch, eventlog, registry, stats
 from .access import PREFIX_DIGITS, ticket_filter
 from .params import INT32_MAX, arg_int, arg_text
-from .db import ticket_transitions, tickets
+from .schema import ticket_transitions, tickets
 from .web import _device_json, _engine, _event_json, _iso, _user_prefix, check_csrf, csrf_token, login_required
 
 console = Blueprint("console", __name__)
@@ -182,7 +182,7 @@ def device_list():
 
 
 def _scoped_registry():
-    from .db import areas, grids, people, person_roles
+    from .schema import areas, grids, people, person_roles
     prefix = _prefix()
     with _engine().connect() as conn:
         # the areas inside the scope, and those above it (so a village sees its town and county)

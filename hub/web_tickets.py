@@ -11,7 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from . import audit, dispatch
 from .access import ticket_filter
 from .params import INT32_MAX
-from .db import grids, ticket_photos, ticket_transitions, tickets
+from .schema import grids, ticket_photos, ticket_transitions, tickets
 from .params import ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
 from .web import _engine, _iso, _user_prefix, api_auth
 
@@ -160,7 +160,7 @@ OPEN311_CLOSED = ("resolved", "verified", "archived", "merged", "void")
 @api_auth
 def open311_requests():
     """Tickets in the caller's area as Open311 GeoReport v2 service requests."""
-    from .db import devices
+    from .schema import devices
     query = (sa.select(tickets, devices.c.latitude, devices.c.longitude, devices.c.address)
              .select_from(tickets.outerjoin(devices, devices.c.id == tickets.c.device_id))
              .where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())

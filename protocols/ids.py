@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
+import secrets
 import threading
 import time
 
@@ -42,10 +42,10 @@ class EventIdGenerator:
                     ms += 1
                     self._counter = 0
             else:
-                self._counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+                self._counter = secrets.randbits(10)
             self._last_ms = ms
             counter = self._counter
-        rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        rand = secrets.randbits(62)
         value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
         h = f"{value:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

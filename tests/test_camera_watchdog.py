@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import av
 import pytest
 
-from edge.config import EdgeConfig
+from protocols.deviceconfig import EdgeConfig
 from edge.scenes import Mover, SceneSpec, write_video
 from edge.store import Store
 from edge.sync import FpsMeters

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import load_config
+from edge.config import load_config, mqtt_password
 from hub.config import load_config as load_hub_config
 from protocols.configdoc import ConfigError
 
@@ -102,7 +102,7 @@ def test_device_add_fills_in_the_template_with_credentials(tmp_path):
     assert (cfg.device.id, cfg.device.name, cfg.device.grid_code) == ("33010200001340000007", "祠堂报警柱",
                                                                      "330102001001002")
     assert cfg.broker.url == "mqtts://hub.example:8883" and cfg.device.location.latitude == 30.1
-    assert len(cfg.mqtt_password()) >= 24 and (out.parent / "pillar7.mqtt-password").stat().st_mode & 0o077 == 0
+    assert len(mqtt_password(cfg)) >= 24 and (out.parent / "pillar7.mqtt-password").stat().st_mode & 0o077 == 0
     assert "# 20-digit GB/T 28181-style id" in out.read_text()  # comments kept
     # a kind that does not fit the template's id type is refused and registers nothing
     bad = subprocess.run(
@@ -143,7 +143,7 @@ def test_config_bombs_are_refused_in_under_a_second_with_file_and_line(tmp_path,
 
 @pytest.mark.parametrize("kind", list(BOMBS))
 def test_the_flash_receiver_refuses_config_bombs(tmp_path, kind):
-    from edge.config import parse_config
+    from protocols.deviceconfig import parse_config
     from edge.provision import check_document
     text, message = BOMBS[kind]
     error = check_document(text.encode(), lambda t: parse_config(t, str(tmp_path / "edge.yaml")))

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub import dispatch
-from hub.db import areas, calendar_days, grids, notifications, ticket_transitions, tickets
+from hub.schema import areas, calendar_days, grids, notifications, ticket_transitions, tickets
 from hub.worktime import Calendar
 
 TZ = ZoneInfo("Asia/Shanghai")

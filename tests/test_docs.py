@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from edge.cli import main as edge_main
-from edge.config import EdgeConfig, McuParams
+from protocols.deviceconfig import EdgeConfig, McuParams
 from hub.cli import main as hub_main
 from hub.config import HubConfig
 from protocols.configdoc import _unwrap_model

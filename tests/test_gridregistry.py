@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub.db import areas, grids, people
+from hub.schema import areas, grids, people
 from hub.gridregistry import ImportError_, export_csv, import_csv
 
 SAMPLE = (Path(__file__).resolve().parent.parent / "hub" / "samples" / "sample-county.csv").read_text()

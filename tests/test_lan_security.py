@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from edge.config import EdgeConfig
+from protocols.deviceconfig import EdgeConfig
 from edge.store import Store
 from edge.web import EventFeed, WebContext, create_app
 from edge.web.auth import hash_password
@@ -162,7 +162,7 @@ def test_users_flashed_with_the_config_log_in_with_a_hash_never_a_password(tmp_p
     import subprocess
 
     from protocols.configdoc import ConfigError
-    from edge.config import parse_config
+    from protocols.deviceconfig import parse_config
 
     from .helpers import BIN
     out = subprocess.run([str(BIN / "xl-edge"), "user", "hash", "--password-stdin"], input=PASSWORD + "\n",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge.capture import Packet
-from edge.config import CameraSection, EdgeConfig, MediaSection
+from protocols.deviceconfig import CameraSection, EdgeConfig, MediaSection
 from edge.faces import FaceDetector, install_model
 from edge.media import MediaStore
 from edge.scenes import Mover, SceneSpec, write_video

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.config import CameraSection
+from protocols.deviceconfig import CameraSection
 from edge.faces import FaceDetector, install_model
 from edge.scenes import Mover, SceneSpec, write_video
 from edge.vision import analyze_file

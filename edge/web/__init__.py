@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask, request, session
 from flask_babel import Babel
 
-from ..config import EdgeConfig, WebSection
+from protocols.deviceconfig import EdgeConfig, WebSection
 from ..store import Store
 
 logger = logging.getLogger(__name__)

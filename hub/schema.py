@@ -1,0 +1,204 @@
+"""The hub's database schema: every table, in one module (SQLAlchemy 2 Core).
+
+The same tables run on SQLite and PostgreSQL; times are unix seconds (double precision) so both
+behave the same. Migrations (``hub/migrations/versions``) are written out and frozen: they import
+nothing from here, and ``tests/test_schema.py`` fails if the migrated database differs from
+these tables.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+devices = sa.Table(
+    "devices", metadata,
+    sa.Column("id", sa.String(20), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False, server_default="unknown"),
+    sa.Column("model", sa.String(64)),
+    sa.Column("name", sa.String(64)),
+    sa.Column("grid_code", sa.String(19)),
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    sa.Column("address", sa.String(200)),
+    sa.Column("software", sa.String(64)),
+    sa.Column("mqtt_secret_hash", sa.String(128)),
+    sa.Column("mqtt_broker_hash", sa.String(200)),
+    sa.Column("registered", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(16)),
+    sa.Column("status_ts", sa.Float),
+    sa.Column("last_seen", sa.Float),
+    sa.Column("heartbeat", sa.JSON),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # kind, grid_code and location as the device's birth message gave them (the registry decides)
+    sa.Column("reported", sa.JSON),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(20), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("stored_at", sa.Float, nullable=False),
+    sa.Index("ix_events_device_ts", "device_id", "ts"),
+    sa.Index("ix_events_type_ts", "type", "ts"),
+    sa.Index("ix_events_ts", "ts"),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("scope_code", sa.String(19)),
+)
+
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float),
+)
+
+login_failures = sa.Table(
+    "login_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(160), nullable=False),  # "user:<name>", "addr:<ip>", "token:<ip>"
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_login_failures_key_at", "key", "at"),
+)
+
+meta = sa.Table(
+    "hub_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+areas = sa.Table(
+    "areas", metadata,
+    sa.Column("code", sa.String(12), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("parent_code", sa.String(12), sa.ForeignKey("areas.code")),
+)
+grids = sa.Table(
+    "grids", metadata,
+    sa.Column("code", sa.String(19), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("village_code", sa.String(12), sa.ForeignKey("areas.code"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("households", sa.Integer),
+    sa.Column("population", sa.Integer),
+    sa.Column("boundary", sa.JSON),
+)
+people = sa.Table(
+    "people", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("username", sa.String(64)),
+)
+person_roles = sa.Table(
+    "person_roles", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.Integer, sa.ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("role", sa.String(24), nullable=False),
+    sa.Column("scope_code", sa.String(19), nullable=False),
+)
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("event_id", sa.String(36), unique=True),
+    sa.Column("device_id", sa.String(20)),
+    sa.Column("grid_code", sa.String(19)),
+    sa.Column("village_code", sa.String(12)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("accept_due", sa.Float),
+    sa.Column("resolve_due", sa.Float),
+    sa.Column("accepted_at", sa.Float),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("closed_at", sa.Float),
+    sa.Column("assignee", sa.String(64)),
+    sa.Column("merged_into", sa.Integer),
+    sa.Column("urge_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("supervise_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_tickets_state_level", "state", "level"),
+    sa.Index("ix_tickets_grid", "grid_code"),
+    # the statistics page reads per-grid sums and durations from this index alone (0005)
+    sa.Index("ix_tickets_stats", "grid_code", "village_code", "state", "created_at", "accepted_at",
+             "resolved_at", "resolve_due"),
+)
+ticket_transitions = sa.Table(
+    "ticket_transitions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=False),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_transitions_ticket", "ticket_id"),
+)
+notifications = sa.Table(
+    "notifications", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("target", sa.String(32), nullable=False),
+    sa.Column("scope_code", sa.String(19)),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+calendar_days = sa.Table(
+    "calendar_days", metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("name", sa.String(64)),
+)
+sla_rules = sa.Table(  # revision 0006
+    "sla_rules", metadata,
+    sa.Column("category", sa.String(32), primary_key=True),
+    sa.Column("severity", sa.String(16), primary_key=True),
+    sa.Column("level", sa.String(8), primary_key=True),
+    sa.Column("accept_min", sa.Float, nullable=False),
+    sa.Column("resolve_min", sa.Float, nullable=False),
+    sa.Column("working_time", sa.Boolean, nullable=False),
+)
+ticket_photos = sa.Table(  # revision 0007
+    "ticket_photos", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("jpeg", sa.LargeBinary, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_ticket_photos_ticket", "ticket_id"),
+)
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("object", sa.String(64)),
+    sa.Column("detail", sa.JSON),
+    sa.Column("at", sa.Float, nullable=False),
+)
