@@ -13,19 +13,16 @@ from __future__ import annotations
 import collections
 import logging
 import queue
-import socket
 import shutil
-import ssl
 import threading
 import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from common.mqtt import make_client, on_connack
 from protocols import ProtocolError, topics
 from protocols.deviceconfig import EdgeConfig
-from protocols.endpoint import FATAL_CONNECT_REASONS
 from protocols.messages import (Command, Heartbeat, Priority, Status, decode_ack, decode_command,
                                 decode_hub_status, encode_heartbeat, encode_status)
 
@@ -107,34 +104,24 @@ class SyncEngine:
 
     def _make_client(self) -> mqtt.Client:
         b = self.cfg.broker
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"xl-edge-{self.device_id}",
-                             clean_session=True, protocol=mqtt.MQTTv311)
-        client.username_pw_set(self.cfg.mqtt_username(), mqtt_password(self.cfg))
-        if b.tls:
-            client.tls_set(ca_certs=str(self.cfg.resolve(b.ca_file)) if b.ca_file else None,
-                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.will_set(topics.status(self.device_id),
-                        encode_status(Status(state="offline", ts=time.time())), qos=1, retain=True)
-        client.reconnect_delay_set(b.reconnect_min_s, b.reconnect_max_s)
-        client.max_inflight_messages_set(self.cfg.sync.inflight_window + URGENT_BURST * 4)
-        client.max_queued_messages_set(0)
+        client = make_client(f"xl-edge-{self.device_id}", username=self.cfg.mqtt_username(),
+                             password=mqtt_password(self.cfg), clean_session=True,
+                             will=(topics.status(self.device_id), encode_status(Status(state="offline", ts=time.time()))),
+                             tls=b.tls, ca_file=str(self.cfg.resolve(b.ca_file)) if b.ca_file else None,
+                             reconnect=(b.reconnect_min_s, b.reconnect_max_s),
+                             max_inflight=self.cfg.sync.inflight_window + URGENT_BURST * 4)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            reason = str(reason_code)
-            if reason in FATAL_CONNECT_REASONS:
-                self._fail(f"the broker at {self.cfg.broker.url} refused the login of "
-                           f"{self.cfg.mqtt_username()!r}: {reason}; check broker.username and the password")
-                client.disconnect()
-            else:
-                logger.warning("device=%s broker refused the connection: %s; retrying", self.device_id, reason)
+        if not on_connack(client, reason_code, fatal=lambda reason: self._fail(
+                f"the broker at {self.cfg.broker.url} refused the login of {self.cfg.mqtt_username()!r}: "
+                f"{reason}; check broker.username and the password"),
+                transient=lambda reason: logger.warning("device=%s broker refused the connection: %s; retrying",
+                                                        self.device_id, reason)):
             return
-        # paho leaves Nagle on: small acks and events would wait for delayed TCP acks (~40 ms a hop)
-        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.counters["connects"] += 1
         logger.info("device=%s connected to %s", self.device_id, self.cfg.broker.url)
         client.subscribe([(topics.ack(self.device_id), 1), (topics.command(self.device_id), 1),

@@ -13,6 +13,19 @@ from .schema import areas, devices, grids, tickets
 
 PREFIX_DIGITS = {"county": 6, "town": 9, "village": 12}
 
+#: what each role may do in its area beyond reading it: the one place that decides it
+PERMISSIONS = {
+    "admin": frozenset({"change_tickets", "accept_alarms"}),
+    "operator": frozenset({"change_tickets", "accept_alarms"}),
+    "grid_worker": frozenset({"change_tickets"}),
+    "viewer": frozenset(),
+}
+
+
+def may(role: str, what: str) -> bool:
+    """True if ``role`` may ``what`` (``change_tickets``, ``accept_alarms``)."""
+    return what in PERMISSIONS.get(role, frozenset())
+
 
 class AccessError(Exception):
     """The scope code names no known area or grid."""

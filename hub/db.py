@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from .schema import metadata  # noqa: F401  (Alembic's env reads it here)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
-import ssl
 import threading
 import time
 from collections import defaultdict
@@ -20,10 +18,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
 
+from common.mqtt import make_client, on_connack
 from protocols import ProtocolError, topics
-from protocols.endpoint import FATAL_CONNECT_REASONS
 from protocols.messages import (Command, Event, decode_event, decode_heartbeat, decode_status, encode_ack,
                                 encode_command, encode_hub_status)
 
@@ -66,15 +63,9 @@ class Ingest:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._worker = threading.Thread(target=self._run, name="ingest", daemon=True)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                             protocol=mqtt.MQTTv311)
-        client.username_pw_set(username, password)
-        if tls:
-            client.tls_set(ca_certs=ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.will_set(topics.hub_status(), encode_hub_status("offline", time.time()), qos=1, retain=True)
-        client.reconnect_delay_set(0.5, 10)
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
+        client = make_client(client_id, username=username, password=password, clean_session=False,
+                             will=(topics.hub_status(), encode_hub_status("offline", time.time())),
+                             tls=tls, ca_file=ca_file, max_inflight=1000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -111,21 +102,19 @@ class Ingest:
     # --- paho callbacks (network thread) ------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            if str(reason_code) in FATAL_CONNECT_REASONS:
-                self.fatal = f"the broker at {self._host}:{self._port} refused the hub's login: {reason_code}"
-                logger.error("%s", self.fatal)
-                client.disconnect()
-            else:
-                logger.warning("broker refused the connection: %s; retrying", reason_code)
+        if not on_connack(client, reason_code, fatal=self._refused,
+                          transient=lambda reason: logger.warning("broker refused the connection: %s; retrying",
+                                                                  reason)):
             return
-        # paho leaves Nagle on: small acks and events would wait for delayed TCP acks (~40 ms a hop)
-        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe([(topics.all_devices(ch, self.share_group), 1)
                           for ch in ("event", "status", "heartbeat")])
         client.publish(topics.hub_status(), encode_hub_status("online", time.time()), qos=1, retain=True)
         self._connected.set()
         logger.info("ingest connected to %s:%s", self._host, self._port)
+
+    def _refused(self, reason: str) -> None:
+        self.fatal = f"the broker at {self._host}:{self._port} refused the hub's login: {reason}"
+        logger.error("%s", self.fatal)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()

@@ -22,7 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from edge.scenes import Mover, SceneSpec, write_video
 
-from .helpers import BIN, Edge, device_id, free_port, wait_for
+from .helpers import BIN, Edge, free_port, wait_for
 
 PASSWORD = "soak password 1"
 SCENE = SceneSpec(640, 360, seconds=8, seed=31, movers=[Mover(2.0, 6.0, (-60, 170), (640, 150), (50, 120), face=40)])

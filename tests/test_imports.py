@@ -44,3 +44,41 @@ def test_protocols_does_no_io():
             if call in text:
                 bad.append(f"{path.relative_to(ROOT)} calls {call}")
     assert not bad, "\n".join(bad)
+
+
+def _local_graph(package: Path, dotted: str) -> dict[str, set[str]]:
+    """Module -> modules of the same package it imports (relative or absolute)."""
+    graph: dict[str, set[str]] = {}
+    modules = {p.stem if p.stem != "__init__" else "" for p in package.glob("*.py")}
+    for path in package.glob("*.py"):
+        name = path.stem if path.stem != "__init__" else ""
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    targets = [node.module or ""] if node.module else [a.name for a in node.names]
+                elif node.level == 0 and node.module and node.module.startswith(dotted + "."):
+                    targets = [node.module[len(dotted) + 1:].split(".")[0]]
+                else:
+                    continue
+                deps.update(t.split(".")[0] for t in targets if t.split(".")[0] in modules and t != name)
+    return graph
+
+
+@pytest.mark.parametrize("package", ["hub/web", "hub", "edge", "edge/web", "common", "protocols"])
+def test_no_import_circles(package):
+    graph = _local_graph(ROOT / package, package.replace("/", "."))
+    graph = {k: {d for d in v if d} for k, v in graph.items() if k}  # the package's __init__ aside
+    seen: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if seen.get(node) == 1:
+            raise AssertionError(f"import circle in {package}: {' -> '.join(path + [node])}")
+        if seen.get(node) == 2:
+            return
+        seen[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            visit(dep, path + [node])
+        seen[node] = 2
+    for node in sorted(graph):
+        visit(node, [])

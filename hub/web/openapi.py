@@ -11,7 +11,7 @@ def _err(desc: str) -> dict[str, Any]:
     return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
 
 
-#: what every API operation may answer besides its own responses (hub.params checks every parameter)
+#: what every API operation may answer besides its own responses (hub.web.params checks every parameter)
 _COMMON = {"400": _err("A parameter or the body is not valid"), "401": _err("No or bad token"),
            "404": _err("Not found (or outside your area)"), "413": _err("Body too large"),
            "429": _err("Too many wrong tokens from this address; try again later")}

@@ -12,11 +12,12 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 
 from common.redirects import safe_next
 
-from . import audit, dispatch, eventlog, registry, stats
-from .access import PREFIX_DIGITS, ticket_filter
+from .. import audit, dispatch, eventlog, registry, stats
+from ..access import PREFIX_DIGITS, may, ticket_filter
+from ..schema import ticket_transitions, tickets
+from .base import (check_csrf, csrf_token, device_json, engine, event_json, iso, login_required,
+                   user_prefix)
 from .params import INT32_MAX, arg_int, arg_text
-from .schema import ticket_transitions, tickets
-from .web import _device_json, _engine, _event_json, _iso, _user_prefix, check_csrf, csrf_token, login_required
 
 console = Blueprint("console", __name__)
 
@@ -40,7 +41,7 @@ def _helpers():
 
     def state_name(state: str) -> str:
         return STATE_EN[state] if lang == "en" else dispatch.STATES[state]
-    return {"tr": tr, "lang": lang, "state_name": state_name, "iso": _iso}
+    return {"tr": tr, "lang": lang, "state_name": state_name, "iso": iso}
 
 
 @console.get("/lang/<lang>")
@@ -51,11 +52,11 @@ def set_lang(lang: str):
 
 
 def _prefix() -> str | None:
-    return _user_prefix(session["user"])
+    return user_prefix(session["user"])
 
 
 def _allowed_actions(t: dict) -> list[str]:
-    if session["user"]["role"] not in ("admin", "operator", "grid_worker"):
+    if not may(session["user"]["role"], "change_tickets"):
         return []
     return [a for a in ACTION_LABELS if t["state"] in dispatch.ACTIONS[a][0]]
 
@@ -65,16 +66,16 @@ def _allowed_actions(t: dict) -> list[str]:
 def dashboard():
     prefix = _prefix()
     offline_after = current_app.extensions["xl"]["offline_after_s"]
-    devices = registry.list_devices(_engine(), offline_after_s=offline_after, prefix=prefix)
+    devices = registry.list_devices(engine(), offline_after_s=offline_after, prefix=prefix)
     liveness = {k: sum(1 for d in devices if d["liveness"] == k) for k in ("online", "offline", "unknown")}
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         alarms = [dict(r) for r in conn.execute(
             sa.select(tickets).where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
             .where(tickets.c.state.in_(dispatch.OPEN_STATES)).order_by(tickets.c.id.desc()).limit(50)).mappings()]
         last_id = conn.execute(sa.select(sa.func.max(tickets.c.id))).scalar() or 0
-    return render_template("dashboard.html", counts=stats.counts_by_state(_engine(), prefix), liveness=liveness,
-                           devices=[_device_json(d) for d in devices], alarms=alarms, last_id=last_id,
-                           events=[_event_json(e) for e in eventlog.query_events(_engine(), limit=20, prefix=prefix)],
+    return render_template("dashboard.html", counts=stats.counts_by_state(engine(), prefix), liveness=liveness,
+                           devices=[device_json(d) for d in devices], alarms=alarms, last_id=last_id,
+                           events=[event_json(e) for e in eventlog.query_events(engine(), limit=20, prefix=prefix)],
                            user=session["user"], csrf_token=csrf_token())
 
 
@@ -83,7 +84,7 @@ def dashboard():
 def stream():
     """New tickets in the user's area as Server-Sent Events (``event: ticket``)."""
     prefix = _prefix()
-    engine = _engine()
+    db = engine()
     english = session.get("lang") == "en"
     last = arg_int("after", 0, 0, INT32_MAX)
 
@@ -92,14 +93,14 @@ def stream():
         yield "retry: 2000\n\n"
         quiet = 0.0
         while True:
-            with engine.connect() as conn:
+            with db.connect() as conn:
                 rows = conn.execute(sa.select(tickets).where(tickets.c.id > last).where(ticket_filter(prefix))
                                     .order_by(tickets.c.id)).mappings().all()
             for t in rows:
                 last = max(last, t["id"])
                 state = STATE_EN[t["state"]] if english else dispatch.STATES[t["state"]]
                 data = {"id": t["id"], "title": t["title"], "severity": t["severity"], "state": state,
-                        "grid_code": t["grid_code"], "device_id": t["device_id"], "created_at": _iso(t["created_at"])}
+                        "grid_code": t["grid_code"], "device_id": t["device_id"], "created_at": iso(t["created_at"])}
                 yield f"event: ticket\nid: {t['id']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
             quiet = 0.0 if rows else quiet + 1.0
             if quiet >= 15:
@@ -117,7 +118,7 @@ def queue():
     for k, v in filters.items():
         if v:
             query = query.where(tickets.c[k] == v)
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     return render_template("queue.html", tickets=rows, filters=filters, states=dispatch.STATES,
                            actions={t["id"]: _allowed_actions(t) for t in rows}, labels=ACTION_LABELS,
@@ -127,15 +128,15 @@ def queue():
 @console.get("/tickets/<id:ticket_id>")
 @login_required
 def ticket(ticket_id: int):
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         t = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
                          .where(ticket_filter(_prefix()))).mappings().first()
         if t is None:
             abort(404)
         timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
                                 .order_by(ticket_transitions.c.id)).mappings().all()
-    event = eventlog.get_event(_engine(), t["event_id"]) if t["event_id"] else None
-    audit.record(_engine(), session["user"]["username"], "view_ticket", str(ticket_id))
+    event = eventlog.get_event(engine(), t["event_id"]) if t["event_id"] else None
+    audit.record(engine(), session["user"]["username"], "view_ticket", str(ticket_id))
     return render_template("ticket.html", t=dict(t), timeline=timeline, event=event, labels=ACTION_LABELS,
                            actions=_allowed_actions(dict(t)), user=session["user"], csrf_token=csrf_token())
 
@@ -144,20 +145,20 @@ def ticket(ticket_id: int):
 @login_required
 def act(ticket_id: int):
     check_csrf()
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         visible = conn.execute(sa.select(tickets.c.id).where(tickets.c.id == ticket_id)
                                .where(ticket_filter(_prefix()))).first()
     action = request.form.get("action", "")
     if visible is None:
         abort(404)
-    if action not in _allowed_actions(dispatch.get_ticket(_engine(), ticket_id) or {"state": ""}):
+    if action not in _allowed_actions(dispatch.get_ticket(engine(), ticket_id) or {"state": ""}):
         session["flash"] = f"{action}: not allowed"
     else:
         try:
-            dispatch.act(_engine(), ticket_id, action, session["user"]["username"],
+            dispatch.act(engine(), ticket_id, action, session["user"]["username"],
                          reason=request.form.get("reason") or None, grid_code=request.form.get("grid_code") or None,
                          scope=_prefix())
-            audit.record(_engine(), session["user"]["username"], f"ticket_{action}", str(ticket_id))
+            audit.record(engine(), session["user"]["username"], f"ticket_{action}", str(ticket_id))
         except dispatch.DispatchError as exc:
             session["flash"] = str(exc)
     return redirect(safe_next(request.form.get("next"), url_for("console.ticket", ticket_id=ticket_id)))
@@ -166,25 +167,25 @@ def act(ticket_id: int):
 @console.get("/stats")
 @login_required
 def statistics():
-    return render_template("stats.html", s=stats.compute(_engine(), _prefix()), user=session["user"],
+    return render_template("stats.html", s=stats.compute(engine(), _prefix()), user=session["user"],
                            csrf_token=csrf_token())
 
 
 @console.get("/devices")
 @login_required
 def device_list():
-    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+    devices = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
                                     prefix=_prefix())
-    return render_template("index.html", devices=[_device_json(d) for d in devices],
-                           events=[_event_json(e) for e in eventlog.query_events(_engine(), limit=50,
+    return render_template("index.html", devices=[device_json(d) for d in devices],
+                           events=[event_json(e) for e in eventlog.query_events(engine(), limit=50,
                                                                                  prefix=_prefix())],
                            user=session["user"], csrf_token=csrf_token())
 
 
 def _scoped_registry():
-    from .schema import areas, grids, people, person_roles
+    from ..schema import areas, grids, people, person_roles
     prefix = _prefix()
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         # the areas inside the scope, and those above it (so a village sees its town and county)
         area_rows = [dict(r) for r in conn.execute(sa.select(areas).order_by(areas.c.code)).mappings()
                      if prefix is None or r["code"].startswith(prefix)
@@ -201,7 +202,7 @@ def _scoped_registry():
 @console.get("/registry")
 @login_required
 def registry_page():
-    from .gridregistry import ROLES
+    from ..gridregistry import ROLES
     area_rows, grid_rows, people_rows = _scoped_registry()
     return render_template("registry.html", areas=area_rows, grids=grid_rows, people=people_rows, roles=ROLES,
                            user=session["user"], csrf_token=csrf_token())
@@ -210,8 +211,8 @@ def registry_page():
 @console.get("/map")
 @login_required
 def map_page():
-    from .mapview import project
+    from ..mapview import project
     _, grid_rows, _ = _scoped_registry()
-    devices = registry.list_devices(_engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+    devices = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
                                     prefix=_prefix())
     return render_template("map.html", m=project(grid_rows, devices), user=session["user"], csrf_token=csrf_token())

@@ -8,20 +8,17 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, g, jsonify, request
 
-from . import audit, dispatch
-from .access import ticket_filter
-from .params import INT32_MAX
-from .schema import grids, ticket_photos, ticket_transitions, tickets
-from .params import ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
-from .web import _engine, _iso, _user_prefix, api_auth
+from .. import audit, dispatch
+from ..access import may, ticket_filter
+from ..schema import grids, ticket_photos, ticket_transitions, tickets
+from .base import api_auth, engine, iso, user_prefix
+from .params import INT32_MAX, ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
 
 tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
 
-WRITE_ROLES = ("admin", "operator", "grid_worker")
-
 
 def _prefix() -> str | None:
-    return _user_prefix(g.user)
+    return user_prefix(g.user)
 
 
 def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +27,7 @@ def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:
                              "urge_count", "supervise_count")}
     out["state_zh"] = dispatch.STATES[t["state"]]
     for k in ("created_at", "accept_due", "resolve_due", "accepted_at", "resolved_at", "closed_at"):
-        out[k] = _iso(t[k])
+        out[k] = iso(t[k])
     return out
 
 
@@ -40,13 +37,13 @@ def _photo(ticket_id: int, purpose: str) -> int | None:
         return None
     data = upload.read(dispatch.MAX_PHOTO_BYTES + 1)
     try:
-        return dispatch.add_photo(_engine(), ticket_id, g.user["username"], data, purpose)
+        return dispatch.add_photo(engine(), ticket_id, g.user["username"], data, purpose)
     except dispatch.DispatchError as exc:
         raise ApiError(400, "bad_photo", str(exc)) from None
 
 
 def _visible(ticket_id: int) -> dict[str, Any]:
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
                            .where(ticket_filter(_prefix()))).mappings().first()
     if row is None:
@@ -68,7 +65,7 @@ def list_tickets():
     if cursor:
         query = query.where(tickets.c.id < cursor)
     limit = arg_int("limit", 50, 1, 500)
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
     return jsonify(items=[_ticket_json(t) for t in rows],
                    next_cursor=rows[-1]["id"] if len(rows) == limit else None)
@@ -78,47 +75,47 @@ def list_tickets():
 @api_auth
 def get_ticket(ticket_id: int):
     t = _visible(ticket_id)
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
                                 .order_by(ticket_transitions.c.id)).mappings().all()
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         photos = conn.execute(sa.select(ticket_photos.c.id, ticket_photos.c.purpose, ticket_photos.c.actor,
                                         ticket_photos.c.at).where(ticket_photos.c.ticket_id == ticket_id)
                               .order_by(ticket_photos.c.id)).mappings().all()
-    audit.record(_engine(), g.user["username"], "view_ticket", str(ticket_id))
+    audit.record(engine(), g.user["username"], "view_ticket", str(ticket_id))
     return jsonify(ticket=_ticket_json(t), photos=[
-        {"id": p["id"], "purpose": p["purpose"], "actor": p["actor"], "at": _iso(p["at"]),
+        {"id": p["id"], "purpose": p["purpose"], "actor": p["actor"], "at": iso(p["at"]),
          "url": f"/api/v1/tickets/{ticket_id}/photos/{p['id']}"} for p in photos], timeline=[
         {"actor": r["actor"], "action": r["action"], "from": r["from_state"], "to": r["to_state"],
-         "level": r["level"], "reason": r["reason"], "at": _iso(r["at"])} for r in timeline])
+         "level": r["level"], "reason": r["reason"], "at": iso(r["at"])} for r in timeline])
 
 
 @tickets_api.post("")
 @api_auth
 def report():
     """A grid worker reports a matter (巡查上报)."""
-    if g.user["role"] not in WRITE_ROLES:
+    if not may(g.user["role"], "change_tickets"):
         raise ApiError(403, "forbidden", "viewers cannot report")
     data = body()
     title = field_text(data, "title", max_len=200, required=True)
     grid_code = field_text(data, "grid_code", max_len=19, required=True)
     prefix = _prefix()
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         known = conn.execute(sa.select(grids.c.code).where(grids.c.code == grid_code)).first()
     if not known or (prefix is not None and not str(grid_code).startswith(prefix)):
         raise ApiError(400, "bad_request", "grid_code: a grid inside your area")
-    ticket_id = dispatch.create_ticket(_engine(), category=field_text(data, "category", max_len=32) or "other",
+    ticket_id = dispatch.create_ticket(engine(), category=field_text(data, "category", max_len=32) or "other",
                                        title=title, description=field_text(data, "description", max_len=4000),
                                        source="manual", grid_code=grid_code, actor=g.user["username"])
     _photo(ticket_id, "report")
-    audit.record(_engine(), g.user["username"], "report", str(ticket_id))
+    audit.record(engine(), g.user["username"], "report", str(ticket_id))
     return jsonify(ticket=_ticket_json(_visible(ticket_id))), 201
 
 
 @tickets_api.post("/<id:ticket_id>/actions/<action>")
 @api_auth
 def act(ticket_id: int, action: str):
-    if g.user["role"] not in WRITE_ROLES:
+    if not may(g.user["role"], "change_tickets"):
         raise ApiError(403, "forbidden", "viewers cannot change tickets")
     _visible(ticket_id)
     if action not in dispatch.ACTIONS:
@@ -127,7 +124,7 @@ def act(ticket_id: int, action: str):
     if "photo" in request.files and action not in ("progress", "resolve"):
         raise bad("photos go with progress notes and resolutions")
     try:
-        t = dispatch.act(_engine(), ticket_id, action, g.user["username"], reason=field_text(data, "reason"),
+        t = dispatch.act(engine(), ticket_id, action, g.user["username"], reason=field_text(data, "reason"),
                          grid_code=field_text(data, "grid_code", max_len=19),
                          merged_into=field_id(data, "merged_into"), scope=_prefix())
     except dispatch.Conflict as exc:
@@ -135,7 +132,7 @@ def act(ticket_id: int, action: str):
     except dispatch.DispatchError as exc:
         raise ApiError(409, "not_allowed", str(exc)) from None
     photo_id = _photo(ticket_id, action)
-    audit.record(_engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
+    audit.record(engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
     return jsonify(ticket=_ticket_json(t), photo_id=photo_id)
 
 
@@ -143,12 +140,12 @@ def act(ticket_id: int, action: str):
 @api_auth
 def photo(ticket_id: int, photo_id: int):
     _visible(ticket_id)
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         jpeg = conn.execute(sa.select(ticket_photos.c.jpeg).where(ticket_photos.c.id == photo_id)
                             .where(ticket_photos.c.ticket_id == ticket_id)).scalar()
     if jpeg is None:
         raise ApiError(404, "not_found", f"no photo {photo_id} on ticket {ticket_id}")
-    audit.record(_engine(), g.user["username"], "view_photo", f"{ticket_id}/{photo_id}")
+    audit.record(engine(), g.user["username"], "view_photo", f"{ticket_id}/{photo_id}")
     return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -160,7 +157,7 @@ OPEN311_CLOSED = ("resolved", "verified", "archived", "merged", "void")
 @api_auth
 def open311_requests():
     """Tickets in the caller's area as Open311 GeoReport v2 service requests."""
-    from .schema import devices
+    from ..schema import devices
     query = (sa.select(tickets, devices.c.latitude, devices.c.longitude, devices.c.address)
              .select_from(tickets.outerjoin(devices, devices.c.id == tickets.c.device_id))
              .where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
@@ -169,7 +166,7 @@ def open311_requests():
     if status is not None:
         closed = tickets.c.state.in_(OPEN311_CLOSED)
         query = query.where(closed if status == "closed" else sa.not_(closed))
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         rows = conn.execute(query).mappings().all()
     return jsonify([{
         "service_request_id": str(t["id"]),
@@ -177,8 +174,8 @@ def open311_requests():
         "status_notes": f"{dispatch.STATES[t['state']]} ({t['state']})",
         "service_name": t["category"], "service_code": t["category"],
         "description": t["description"] or t["title"],
-        "requested_datetime": _iso(t["created_at"]),
-        "updated_datetime": _iso(t["closed_at"] or t["resolved_at"] or t["accepted_at"] or t["created_at"]),
+        "requested_datetime": iso(t["created_at"]),
+        "updated_datetime": iso(t["closed_at"] or t["resolved_at"] or t["accepted_at"] or t["created_at"]),
         "agency_responsible": {"village": "村", "town": "镇街", "county": "区县"}[t["level"]],
         "address": t["address"], "lat": t["latitude"], "long": t["longitude"],
     } for t in rows])

@@ -1,0 +1,69 @@
+"""Hub web UI and REST API (Flask application factory and its blueprints).
+
+Pages use a session login with CSRF-protected forms; the API under /api/v1 takes a bearer token
+(``xl-hub token create``) or the page's session. Errors from the API are one JSON envelope:
+``{"error": {"code", "message"}}``. Modules: ``base`` (shared helpers), ``params`` (every
+request parameter checked), ``api``, ``tickets``, ``console``, ``auth`` (login), ``openapi``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from protocols.messages import Command
+
+from .. import __version__
+from .api import api
+from .auth import pages
+from .console import console
+from .params import ApiError, IdConverter
+from .tickets import tickets_api
+
+HUB = Path(__file__).resolve().parent.parent
+
+
+def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
+               health: Callable[[], dict[str, Any]] | None = None,
+               send_command: Callable[[str, Command], bool] | None = None) -> Flask:
+    if not secret_key or len(secret_key) < 32:
+        raise ValueError("the web secret key must be at least 32 characters")
+    app = Flask(__name__, root_path=str(HUB), template_folder="templates", static_folder="static")
+    app.url_map.converters["id"] = IdConverter
+    app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
+                            "health": health or (lambda: {}), "send_command": send_command}
+    app.register_blueprint(api)
+    app.register_blueprint(tickets_api)
+    app.register_blueprint(pages)
+    app.register_blueprint(console)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(error={"code": exc.code, "message": exc.message}), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if request.path.startswith("/api/") or request.path == "/healthz":
+            return jsonify(error={"code": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
+        return exc
+
+    @app.get("/healthz")
+    def healthz():
+        body: dict[str, Any] = {"version": __version__}
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            body["database"] = "ok"
+        except sa.exc.SQLAlchemyError as exc:
+            body["database"] = f"error: {type(exc).__name__}"
+        body.update(current_app.extensions["xl"]["health"]())
+        ok = body["database"] == "ok" and body.get("broker_connected", True)
+        body["status"] = "ok" if ok else "degraded"
+        return jsonify(body), 200 if ok else 503
+
+    return app

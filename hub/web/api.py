@@ -1,0 +1,105 @@
+"""REST API: devices, events, alarms and the OpenAPI document (tickets are in ``tickets``)."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime, timezone
+
+from flask import Blueprint, current_app, g, jsonify
+
+from protocols.messages import Command
+
+from .. import __version__, dispatch, eventlog, registry
+from ..access import may
+from .base import api_auth, device_json, engine, event_json, user_prefix
+from .params import ApiError, arg_int, arg_text
+
+MAX_PAGE = 500
+DEVICE_ID = re.compile(r"[0-9]{20}")
+EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@api.get("/devices")
+@api_auth
+def list_devices():
+    items = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                  prefix=user_prefix(g.user))
+    return jsonify(items=[device_json(d) for d in items])
+
+
+@api.get("/devices/<device_id>")
+@api_auth
+def get_device(device_id: str):
+    if not DEVICE_ID.fullmatch(device_id):
+        raise ApiError(404, "not_found", f"no device {device_id[:40]!r}")
+    items = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
+                                  prefix=user_prefix(g.user), device_id=device_id)
+    if not items:
+        raise ApiError(404, "not_found", f"no device {device_id}")
+    return jsonify(device_json(items[0]))
+
+
+def _parse_since(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    if not math.isfinite(number) or not 0 <= number <= 1e11:
+        raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time")
+    return number
+
+
+@api.get("/events")
+@api_auth
+def list_events():
+    limit = arg_int("limit", 100, 1, MAX_PAGE)
+    rows = eventlog.query_events(engine(), device=arg_text("device", max_len=20),
+                                 type=arg_text("type", max_len=32), since=_parse_since(arg_text("since")),
+                                 before_id=arg_text("cursor", max_len=36, pattern=EVENT_ID), limit=limit,
+                                 prefix=user_prefix(g.user))
+    next_cursor = rows[-1]["id"] if len(rows) == limit else None
+    return jsonify(items=[event_json(e) for e in rows], next_cursor=next_cursor)
+
+
+@api.post("/alarms/<alarm_id>/accept")
+@api_auth
+def accept_alarm(alarm_id: str):
+    """Accept the ticket of an alarm (exactly one operator wins); the pillar's LED then shows
+    "help coming"."""
+    if not may(g.user["role"], "accept_alarms"):
+        raise ApiError(403, "forbidden", "only operators and admins accept alarms")
+    if not EVENT_ID.fullmatch(alarm_id):
+        raise ApiError(404, "not_found", f"no alarm {alarm_id[:40]!r}")
+    alarm = eventlog.get_event(engine(), alarm_id, prefix=user_prefix(g.user))
+    if alarm is None or alarm["type"] != "alarm":
+        raise ApiError(404, "not_found", f"no alarm {alarm_id}")
+    ticket_id = dispatch.ticket_for_event(engine(), alarm_id)
+    if ticket_id is None:
+        raise ApiError(409, "no_ticket", "the alarm's ticket is not open yet; try again")
+    try:
+        ticket = dispatch.act(engine(), ticket_id, "accept", g.user["username"])
+    except dispatch.DispatchError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    send = current_app.extensions["xl"]["send_command"]
+    cmd = Command(command="help_coming", ts=time.time(), alarm_id=alarm_id)
+    sent = send is not None and send(alarm["device_id"], cmd)
+    return jsonify(alarm_id=alarm_id, device_id=alarm["device_id"], ticket_id=ticket["id"], state=ticket["state"],
+                   accepted_by=g.user["username"], help_coming_sent=sent), 202
+
+
+@api.get("/openapi.json")
+def openapi():
+    from .openapi import document
+    return jsonify(document(__version__))
