@@ -1,17 +1,12 @@
-"""Area-scoped access: a user sees the subtree of the area or grid they are scoped to.
-
-Civil codes nest by prefix (GB/T 2260 and the statistical codes): a county's six digits start
-its towns' codes, a town's nine digits its villages', a village's twelve digits its grids'. So
-"inside my scope" is a prefix match on the grid code.
-"""
+"""Area-scoped access and role permissions: a user sees the subtree of the area or grid they are
+scoped to ("inside" is the prefix rule of ``hub.areas``), and may do what their role allows."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .areas import AreaCode, prefix_filter
 from .schema import areas, devices, grids, tickets
-
-PREFIX_DIGITS = {"county": 6, "town": 9, "village": 12}
 
 #: what each role may do in its area beyond reading it: the one place that decides it
 PERMISSIONS = {
@@ -35,22 +30,19 @@ def scope_prefix(conn: sa.Connection, scope_code: str | None) -> str | None:
     """None: everything. Otherwise the code prefix of the scope's subtree."""
     if not scope_code:
         return None
-    level = conn.execute(sa.select(areas.c.level).where(areas.c.code == scope_code)).scalar()
-    if level:
-        return scope_code[:PREFIX_DIGITS[level]]
-    if conn.execute(sa.select(grids.c.code).where(grids.c.code == scope_code)).first():
-        return scope_code
+    known = (conn.execute(sa.select(areas.c.code).where(areas.c.code == scope_code)).first()
+             or conn.execute(sa.select(grids.c.code).where(grids.c.code == scope_code)).first())
+    if known:
+        return AreaCode.parse(scope_code).prefix
     raise AccessError(f"scope {scope_code!r} is neither a known area nor a known grid")
 
 
 def ticket_filter(prefix: str | None):
     if prefix is None:
         return sa.true()
-    return sa.or_(tickets.c.grid_code.startswith(prefix, autoescape=True),
-                  sa.and_(tickets.c.grid_code.is_(None), tickets.c.village_code.startswith(prefix, autoescape=True)))
+    return sa.or_(prefix_filter(prefix, tickets.c.grid_code),
+                  sa.and_(tickets.c.grid_code.is_(None), prefix_filter(prefix, tickets.c.village_code)))
 
 
 def device_filter(prefix: str | None):
-    if prefix is None:
-        return sa.true()
-    return devices.c.grid_code.startswith(prefix, autoescape=True)
+    return prefix_filter(prefix, devices.c.grid_code)

@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from .access import ticket_filter
-from .schema import areas, devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
+from .areas import AreaCode
+from .schema import devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
 from .worktime import Calendar
 
 STATES = {
@@ -121,16 +122,8 @@ def village_of(conn, grid_code: str | None) -> str | None:
 
 
 def area_chain(conn, village_code: str | None) -> dict[str, str]:
-    """{"village": code, "town": code, "county": code} for a village."""
-    chain: dict[str, str] = {}
-    code = village_code
-    while code:
-        row = conn.execute(sa.select(areas.c.level, areas.c.parent_code).where(areas.c.code == code)).first()
-        if row is None:
-            break
-        chain[row.level] = code
-        code = row.parent_code
-    return chain
+    """{"village": code, "town": code, "county": code} for a village (see hub.areas)."""
+    return AreaCode.parse(village_code).chain() if village_code else {}
 
 
 def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, actor: str = "system",

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from protocols import ProtocolError
 from protocols.ids import check_device_id
 
+from .areas import AreaCode
 from .schema import areas, audit_log, devices, grids, people, person_roles
 
 COLUMNS = ["record", "code", "name", "parent_code", "kind", "households", "population", "phone", "role",
@@ -89,6 +90,12 @@ def _plan(conn: sa.Connection, text: str) -> _Plan:
                     raise ValueError(f"parent_code {parent!r} is not a known area (list parents first)")
                 elif AREA_LEVELS.get(known_areas[parent]) != level:
                     raise ValueError(f"a {level} cannot sit under a {known_areas[parent]}")
+                area = AreaCode.parse(code)
+                if area.level != level:
+                    raise ValueError(f"code {code} is a {area.level}'s code (a county ends in 000000, a town in "
+                                     f"000), not a {level}'s")
+                if area.parent is not None and parent and parent != area.parent.code:
+                    raise ValueError(f"a {level} with code {code} sits under {area.parent.code}, not {parent}")
                 known_areas[code] = level
                 plan.areas.append({"code": code, "name": row["name"], "level": level, "parent_code": parent or None})
             elif kind == "grid":

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .access import ticket_filter
+from .areas import AreaCode
 from .schema import areas, grids, tickets
 
 HANDLED = ("resolved", "verified", "archived")
@@ -112,7 +113,7 @@ Medians = dict[str, tuple[float | None, float | None]]  # key -> (accept, resolv
 
 
 def town(village: str | None) -> str:
-    return village[:9] + "000" if village else "—"
+    return AreaCode.parse(village).chain()["town"] if village else "—"
 
 
 def _durations(prefix: str | None):

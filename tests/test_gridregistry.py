@@ -32,6 +32,8 @@ def test_sample_county_imports_and_round_trips(engine):
     ("area,33010200300,短码,330102000000,town,,,,,,,,,", "area code must be 12 digits"),
     ("area,330102003000,孤岛镇,999999999999,town,,,,,,,,,", "is not a known area"),
     ("area,330102003001,错层村,330102000000,village,,,,,,,,,", "a village cannot sit under a county"),
+    ("area,330102003001,假镇,330102000000,town,,,,,,,,,", "is a village's code"),
+    ("area,330103001000,别县镇,330102000000,town,,,,,,,,,", "sits under 330103000000"),
     ("grid,330102009001001,无主网格,330102009001,综合,,,,,,,,,", "is not a known village"),
     ("grid,330102001001009,怪网格,330102001001,其他,,,,,,,,,", "kind of a grid"),
     ("grid,330102001001009,户数错,330102001001,综合,很多,,,,,,,,", "households must be a whole number"),

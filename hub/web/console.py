@@ -13,7 +13,8 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from common.redirects import safe_next
 
 from .. import audit, dispatch, eventlog, registry, stats
-from ..access import PREFIX_DIGITS, may, ticket_filter
+from ..access import may, ticket_filter
+from ..areas import AreaCode
 from ..schema import ticket_transitions, tickets
 from .base import (check_csrf, csrf_token, device_json, engine, event_json, iso, login_required,
                    user_prefix)
@@ -189,7 +190,7 @@ def _scoped_registry():
         # the areas inside the scope, and those above it (so a village sees its town and county)
         area_rows = [dict(r) for r in conn.execute(sa.select(areas).order_by(areas.c.code)).mappings()
                      if prefix is None or r["code"].startswith(prefix)
-                     or prefix.startswith(r["code"][:PREFIX_DIGITS[r["level"]]])]
+                     or AreaCode.parse(r["code"]).contains(prefix)]
         grid_rows = [dict(r) for r in conn.execute(sa.select(grids).order_by(grids.c.code)).mappings()
                      if prefix is None or r["code"].startswith(prefix)]
         people_rows = [dict(r) for r in conn.execute(
