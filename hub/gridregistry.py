@@ -17,6 +17,7 @@ from protocols import ProtocolError
 from protocols.ids import check_device_id
 
 from .areas import AreaCode
+from .registry import put_device
 from .schema import areas, audit_log, devices, grids, people, person_roles
 
 COLUMNS = ["record", "code", "name", "parent_code", "kind", "households", "population", "phone", "role",
@@ -155,9 +156,7 @@ def import_csv(engine: sa.Engine, text: str, actor: str = "cli") -> dict[str, in
                 if conn.execute(table.update().where(table.c[key] == row[key]).values(**row)).rowcount == 0:
                     conn.execute(table.insert().values(**row))
         for row in plan.devices:
-            values = {**row, "registered": True}
-            if conn.execute(devices.update().where(devices.c.id == row["id"]).values(**values)).rowcount == 0:
-                conn.execute(devices.insert().values(created_at=now, **values))
+            put_device(conn, row["id"], {k: v for k, v in row.items() if k != "id"})
         for person, role in plan.people:
             pid = conn.execute(people.insert().values(**person)).inserted_primary_key[0]
             conn.execute(person_roles.insert().values(person_id=pid, **role))

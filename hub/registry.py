@@ -23,21 +23,27 @@ class RegistryError(Exception):
     """A registry change cannot be made."""
 
 
+def put_device(conn: sa.Connection, device_id: str, values: dict[str, Any], *, replace: bool = True) -> None:
+    """Register a device or update its registry entry (the one place that writes what the
+    registry decides: kind, name, grid, model, place). With ``replace=False`` an already
+    registered device is an error."""
+    check_device_id(device_id)
+    values = {**values, "registered": True}
+    exists = conn.execute(sa.select(devices.c.registered).where(devices.c.id == device_id)).first()
+    if exists and exists.registered and not replace:
+        raise RegistryError(f"device {device_id} is registered already")
+    if exists:
+        conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
+    else:
+        conn.execute(devices.insert().values(id=device_id, created_at=time.time(), **values))
+
+
 def add_device(engine: sa.Engine, device_id: str, *, kind: str, name: str, grid_code: str | None = None,
                model: str | None = None, latitude: float | None = None, longitude: float | None = None,
                address: str | None = None) -> None:
-    check_device_id(device_id)
-    values = dict(kind=kind, name=name, grid_code=grid_code, model=model, latitude=latitude,
-                  longitude=longitude, address=address, registered=True)
     with engine.begin() as conn:
-        exists = conn.execute(sa.select(devices.c.id, devices.c.registered)
-                              .where(devices.c.id == device_id)).first()
-        if exists and exists.registered:
-            raise RegistryError(f"device {device_id} is registered already")
-        if exists:
-            conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
-        else:
-            conn.execute(devices.insert().values(id=device_id, created_at=time.time(), **values))
+        put_device(conn, device_id, dict(kind=kind, name=name, grid_code=grid_code, model=model, latitude=latitude,
+                                         longitude=longitude, address=address), replace=False)
 
 
 def ensure_devices(conn: sa.Connection, device_ids: set[str]) -> None:
