@@ -45,7 +45,8 @@ from protocols.deviceconfig import CameraSection  # noqa: E402
 from edge.faces import FaceDetector, install_model  # noqa: E402
 from edge.motion import MotionDetector  # noqa: E402
 from edge.scenes import demo_scene, frames, write_video  # noqa: E402
-from edge.vision import find_faces, motion_settings  # noqa: E402
+from edge.pipeline import motion_settings  # noqa: E402
+from edge.privacy import find_faces  # noqa: E402
 from tests.helpers import Edge, Mosquitto, device_id, wait_for  # noqa: E402
 
 CACHE = Path(os.environ.get("XL_BENCH_CACHE", Path.home() / ".cache" / "xueliang-bench"))

@@ -269,7 +269,8 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
 
     from protocols.deviceconfig import CameraSection
     from .faces import FaceDetector, ModelError, install_model
-    from .vision import VisionEvent, analyze_file
+    from .analyze import analyze_file
+    from .pipeline import VisionEvent
 
     cfg = _config(config_file)
     cams = {c.name: c for c in cfg.cameras}

@@ -1,4 +1,4 @@
-"""Watching live video cannot crash or stall a camera pipeline: a short soak (the long one is
+"""Watching live video cannot crash or stall a camera pipeline: a 30 s soak (the 10-minute one is
 bench/live_soak.py) with 4 WebRTC viewers and 2 MJPEG clients coming and going while the agent
 analyses its camera under faulthandler."""
 
@@ -21,12 +21,12 @@ def test_viewers_coming_and_going_do_not_crash_or_stall_the_camera(tmp_path, pro
     edge, base = start_agent(tmp_path / "edge", hub.mqtt_port, password, dev)
     procs.append(edge)
     edge.start()
-    result = soak(edge, base, 45)
+    result = soak(edge, base, 30)
     assert result.crashed is None, result.crashed
     assert result.stalls == 0
-    assert result.webrtc_sessions >= 8 and result.mjpeg_sessions >= 8, result
+    assert result.webrtc_sessions >= 8 and result.mjpeg_sessions >= 6, result
     assert result.min_fps > 5, result  # frames kept coming the whole time
-    assert result.motion_events >= 3, result  # and so did the analysis (a person crosses every 8 s)
+    assert result.motion_events >= 2, result  # and so did the analysis (a person crosses every 8 s)
     assert not result.errors, result.errors[:5]
     t0 = time.monotonic()
     edge.proc.send_signal(signal.SIGTERM)

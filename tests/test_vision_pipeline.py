@@ -21,7 +21,10 @@ from edge.media import MediaStore
 from edge.scenes import Mover, SceneSpec, write_video
 from edge.store import NewEvent, Store
 from edge.sync import FpsMeters
-from edge.vision import CameraPipeline, ClipRing, Vision, analyze_file, blur_faces, find_faces
+from edge.clips import ClipRing
+from edge.pipeline import CameraPipeline
+from edge.privacy import blur_faces, find_faces
+from edge.vision import Vision
 
 from .helpers import BIN, device_id, wait_for
 

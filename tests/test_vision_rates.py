@@ -14,7 +14,7 @@ import pytest
 from protocols.deviceconfig import CameraSection
 from edge.faces import FaceDetector, install_model
 from edge.scenes import Mover, SceneSpec, write_video
-from edge.vision import analyze_file
+from edge.analyze import analyze_file
 
 W, H = 640, 360
 
