@@ -96,7 +96,7 @@ def main() -> None:
         }), str(edge_dir / "edge.yaml"))
         store = TimedStore(edge_dir / "edge.db", dev)
         sync = SyncEngine(cfg, store)
-        store.set_listener(sync.notify)
+        store.listeners.append(sync.notify)
         try:
             for start in range(0, args.events, 10000):
                 store.add_many([NewEvent("motion", {"camera": "cam1", "i": i})

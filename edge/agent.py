@@ -42,15 +42,16 @@ class Agent:
         self.cfg = cfg
         self.restart_requested = False
         self.meters = FpsMeters()
-        self.store = Store(cfg.resolve(cfg.store.path), cfg.device.id)
-        self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}")
-        self.store.set_listener(self.sync.notify)
-        components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
+        self.store = Store(cfg.resolve(cfg.store.path), cfg.device.id, listeners=[])
         self.pillar: Pillar | None = None
         if cfg.pillar is not None:
             self.pillar = Pillar(cfg.pillar, self.store, port=str(cfg.resolve(cfg.pillar.port)))
-            self.sync.on_acked = self.pillar.on_acked
-            self.sync.on_command = self.pillar.on_command
+        self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}",
+                               on_acked=self.pillar.on_acked if self.pillar else None,
+                               on_command=self.pillar.on_command if self.pillar else None)
+        self.store.listeners.append(self.sync.notify)
+        components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
+        if self.pillar is not None:
             components.append(("pillar", self.pillar))
         self.vision = None
         if cfg.cameras:

@@ -7,12 +7,13 @@ to the WAL, so an alarm is on disk before anything else happens to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,12 @@ class OutboxRow:
 
 
 class Store:
-    def __init__(self, path: str | Path, device_id: str, *, on_added: Callable[[], None] | None = None):
+    def __init__(self, path: str | Path, device_id: str, *, listeners: list[Callable[[], None]] | None = None):
         self.path = Path(path)
         self.device_id = device_id
-        self._on_added = on_added
+        #: called after each committed write, in order; the list is the caller's (components that
+        #: want to hear of new events are appended to it as they are built, before anything runs)
+        self.listeners: list[Callable[[], None]] = listeners if listeners is not None else []
         self._lock = threading.Lock()
         self._ids = EventIdGenerator()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,27 +105,33 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self.db = Database(self._conn)
         migrations.apply(self.db)
+        # readers (the LAN page, the heartbeat, the quota sweep) get their own read-only
+        # connection per thread: with WAL they never wait for, or delay, the writer
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     def new_id(self) -> str:
         """An event id for an event that will be added later (ids sort by creation time)."""
         return self._ids.new()
 
-    def set_listener(self, on_added: Callable[[], None] | None) -> None:
-        self._on_added = on_added
-
-    def add_listener(self, on_added: Callable[[], None]) -> None:
-        """Call ``on_added`` too after each write (next to the sync engine's listener)."""
-        first = self._on_added
-
-        def both() -> None:
-            if first is not None:
-                first()
-            on_added()
-        self._on_added = both
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+            self._readers.conn = conn
+            with self._readers_lock:
+                self._reader_conns.append(conn)
+        yield conn
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._readers_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
 
     # --- writes -------------------------------------------------------------------------
 
@@ -156,8 +165,9 @@ class Store:
             except sqlite3.Error as exc:
                 self._conn.rollback()
                 raise StoreError(f"cannot store {len(items)} event(s) in {self.path}: {exc}") from exc
-        if self._on_added is not None and events:
-            self._on_added()
+        if events:
+            for listener in self.listeners:
+                listener()
         return events
 
     def mark_synced(self, event_ids: list[str]) -> int:
@@ -179,19 +189,19 @@ class Store:
 
     def fetch_lane(self, priority: int, after_seq: int, limit: int) -> list[OutboxRow]:
         """Outbox rows of one priority lane after ``after_seq``, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT seq, event_id, payload FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (priority, after_seq, limit)).fetchall()
         return [OutboxRow(*r) for r in rows]
 
     def outbox_depth(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        with self._reading() as conn:
+            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
     def event_ids(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._conn.execute("SELECT id FROM events ORDER BY seq")]
+        with self._reading() as conn:
+            return [r[0] for r in conn.execute("SELECT id FROM events ORDER BY seq")]
 
     # --- media ------------------------------------------------------------------------------
 
@@ -201,20 +211,20 @@ class Store:
                                "VALUES (?,?,?,?,?)", (event_id, kind, path, size, time.time()))
 
     def media_bytes(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT coalesce(sum(bytes), 0) FROM media").fetchone()[0]
+        with self._reading() as conn:
+            return conn.execute("SELECT coalesce(sum(bytes), 0) FROM media").fetchone()[0]
 
     def media_of(self, event_id: str) -> list[MediaRow]:
-        with self._lock:
-            rows = self._conn.execute("SELECT id, event_id, kind, path, bytes, created_at FROM media "
+        with self._reading() as conn:
+            rows = conn.execute("SELECT id, event_id, kind, path, bytes, created_at FROM media "
                                       "WHERE event_id = ? ORDER BY id", (event_id,)).fetchall()
         return [MediaRow(*r) for r in rows]
 
     def deletable_media(self, kind: str, limit: int) -> list[MediaRow]:
         """The oldest files of ``kind`` whose event the hub has stored. A file whose event is not
         synced yet (or not even stored yet, as a clip still being written) is never offered."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT m.id, m.event_id, m.kind, m.path, m.bytes, m.created_at FROM media m "
                 "JOIN events e ON e.id = m.event_id WHERE m.kind = ? AND e.synced_at IS NOT NULL "
                 "ORDER BY m.created_at, m.id LIMIT ?", (kind, limit)).fetchall()
@@ -225,8 +235,8 @@ class Store:
             self._conn.executemany("DELETE FROM media WHERE id = ?", [(i,) for i in ids])
 
     def is_synced(self, event_id: str) -> bool:
-        with self._lock:
-            row = self._conn.execute("SELECT synced_at FROM events WHERE id = ?", (event_id,)).fetchone()
+        with self._reading() as conn:
+            row = conn.execute("SELECT synced_at FROM events WHERE id = ?", (event_id,)).fetchone()
         return row is not None and row[0] is not None
 
     def events(self, *, camera: str | None = None, type: str | None = None, since: float | None = None,
@@ -240,8 +250,8 @@ class Store:
         order = "ASC" if after_seq is not None else "DESC"
         sql = ("SELECT id, seq, type, priority, ts, data, synced_at FROM events"
                + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY seq {order} LIMIT ?")
-        with self._lock:
-            cur = self._conn.execute(sql, [*args, limit])
+        with self._reading() as conn:
+            cur = conn.execute(sql, [*args, limit])
             cols = [c[0] for c in cur.description]
             rows = [dict(zip(cols, r)) for r in cur.fetchall()]
         for row in rows:
@@ -249,12 +259,12 @@ class Store:
         return rows
 
     def last_seq(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        with self._reading() as conn:
+            return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 
     def media_path_known(self, path: str) -> bool:
-        with self._lock:
-            return self._conn.execute("SELECT 1 FROM media WHERE path = ?", (path,)).fetchone() is not None
+        with self._reading() as conn:
+            return conn.execute("SELECT 1 FROM media WHERE path = ?", (path,)).fetchone() is not None
 
     # --- LAN page users -------------------------------------------------------------------
 
@@ -265,10 +275,10 @@ class Store:
 
     def user(self, name: str) -> tuple[str, str] | None:
         """(password hash, role) of a LAN page user."""
-        with self._lock:
-            row = self._conn.execute("SELECT password_hash, role FROM users WHERE name = ?", (name,)).fetchone()
+        with self._reading() as conn:
+            row = conn.execute("SELECT password_hash, role FROM users WHERE name = ?", (name,)).fetchone()
         return (row[0], row[1]) if row else None
 
     def user_count(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        with self._reading() as conn:
+            return conn.execute("SELECT count(*) FROM users").fetchone()[0]

@@ -48,7 +48,28 @@ def test_lanes_put_alarms_first_and_ack_removes_rows(tmp_path):
 def test_listener_is_told_after_the_commit(tmp_path):
     seen = []
     store = Store(tmp_path / "e.db", DEV)
-    store.set_listener(lambda: seen.append(store.outbox_depth()))
+    store.listeners.append(lambda: seen.append(store.outbox_depth()))
     store.add("motion", {})
     assert seen == [1]
+    store.close()
+
+
+def test_a_reader_never_waits_for_the_writer_and_sees_only_committed_rows(tmp_path):
+    import sqlite3
+    import threading
+    store = Store(tmp_path / "e.db", DEV)
+    store.add("motion", {})
+    # another writer holds the write lock in an open transaction (as a long alarm write would)
+    other = sqlite3.connect(tmp_path / "e.db", timeout=30)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("DELETE FROM outbox")
+    got: list[int] = []
+    with store._lock:  # and the store's own writer is busy too
+        reader = threading.Thread(target=lambda: got.append((store.outbox_depth(), len(store.events()))))
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "a read waited for the writer"
+    assert got == [(1, 1)]  # the uncommitted delete is not seen
+    other.rollback()
+    other.close()
     store.close()

@@ -127,7 +127,7 @@ class LanPage:
                         for name, cam in ctx.vision.cameras.items()}
             ctx.live = LiveServer(encoders, w.ice_addresses or None)
             ctx.mjpeg = {name: MjpegSource(cam.latest) for name, cam in ctx.vision.cameras.items()}
-        ctx.store.add_listener(ctx.feed.notify)
+        ctx.store.listeners.append(ctx.feed.notify)
         self.app = create_app(ctx)
         self.server = WebServer(self.app, w.host, w.port, threads=w.threads, ident="xueliang-edge",
                                 channel_timeout=30, name="lan-page")
