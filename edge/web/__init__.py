@@ -19,7 +19,9 @@ from typing import Any
 from flask import Flask, request, session
 from flask_babel import Babel
 
+from common import csrf
 from protocols.deviceconfig import EdgeConfig, WebSection
+
 from ..store import Store
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ def create_app(ctx: WebContext, *, secret: bytes | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    csrf.protect(app, on_error=auth.csrf_refused)
     app.before_request(auth.guard)
 
     @app.context_processor

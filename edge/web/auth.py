@@ -8,16 +8,15 @@ session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``).
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 import threading
 import time
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from common import csrf
 from common.redirects import safe_next
 
 logger = logging.getLogger(__name__)
@@ -50,21 +49,18 @@ def hash_password(password: str) -> str:
 
 
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    """The session's CSRF token (every state change is checked by common.csrf)."""
+    return csrf.token()
+
+
+def csrf_refused(reason: str):
+    if request.path.startswith("/api/"):
+        return jsonify(error={"code": "csrf", "message": f"missing or wrong CSRF token: {reason}"}), 403
+    return reason, 403
 
 
 def guard():
-    """Before every request: a session for everything but the login page and static files; the
-    CSRF token on every state change."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-        expected = session.get("csrf", "")
-        if not expected or not hmac.compare_digest(sent, expected):
-            if request.path.startswith("/api/"):
-                return jsonify(error={"code": "csrf", "message": "missing or wrong CSRF token"}), 403
-            abort(403)
+    """Before every request: a session for everything but the login page and static files."""
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     if not session.get("user"):
@@ -94,9 +90,8 @@ def login():
         row = ctx.store.user(name)
         ok = check_password_hash(row[0] if row else _DUMMY_HASH, password) and row is not None
         if ok:
-            csrf = session.get("csrf")
             session.clear()
-            session.update(user=name, role=row[1], csrf=csrf or secrets.token_urlsafe(32), since=time.time())
+            session.update(user=name, role=row[1], since=time.time())
             logger.info("LAN page: %s logged in from %s", name, request.remote_addr)
             return redirect(safe_next(request.args.get("next")))
         logger.warning("LAN page: failed login for %r from %s", name, request.remote_addr)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from common import csrf
 from protocols.messages import Command
 
 from .. import __version__
@@ -41,6 +42,9 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     app.register_blueprint(tickets_api)
     app.register_blueprint(pages)
     app.register_blueprint(console)
+    # a bearer token does not ride on the session cookie: no CSRF check for it
+    csrf.protect(app, on_error=_csrf_refused,
+                 exempt=lambda: request.headers.get("Authorization", "").startswith("Bearer "))
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -67,3 +71,10 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
         return jsonify(body), 200 if ok else 503
 
     return app
+
+
+def _csrf_refused(reason: str):
+    """API calls on the page's session get the JSON error; pages a plain 400."""
+    if request.path.startswith("/api/"):
+        return jsonify(error={"code": "csrf", "message": f"X-CSRF-Token header missing or wrong: {reason}"}), 400
+    return f"CSRF token missing or wrong ({reason}); reload the page", 400

@@ -3,15 +3,15 @@ session), the login and CSRF guards, and the caller's area. It imports no other 
 
 from __future__ import annotations
 
-import hmac
 import math
-import secrets
 from datetime import datetime, timezone
 from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
+
+from common import csrf
 
 from .. import auth, registry, throttle
 from ..access import scope_prefix
@@ -48,13 +48,9 @@ def current_user() -> tuple[dict | None, bool]:
 def api_auth(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
-        user, by_session = current_user()
+        user, _ = current_user()
         if user is None:
             raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' (see `xl-hub token create`)")
-        if by_session and request.method not in ("GET", "HEAD", "OPTIONS"):
-            sent = request.headers.get("X-CSRF-Token", "")
-            if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-                raise ApiError(400, "csrf", "X-CSRF-Token header missing or wrong")
         g.user = user
         return view(*args, **kwargs)
     return wrapper
@@ -70,15 +66,8 @@ def login_required(view):
 
 
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
-
-
-def check_csrf() -> None:
-    sent = request.form.get("csrf_token", "")
-    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-        abort(400, description="CSRF token missing or wrong; reload the page")
+    """The session's CSRF token (checked for every state change by common.csrf)."""
+    return csrf.token()
 
 
 def user_prefix(user: dict) -> str | None:
