@@ -55,3 +55,19 @@ def test_the_api_never_fails_and_matches_its_document(api):
         except BaseException as exc:  # collect every operation's failure, then report them together
             failures.append(f"{operation.label} ({mode.value}): {str(exc)[:1500]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_document_and_the_routes_agree(engine):
+    """Every API route is in the OpenAPI document with its methods, and the document names no
+    route that does not exist (the document is kept by hand: this keeps it honest)."""
+    import re
+    app = create_app(engine, secret_key="k" * 40)
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/") or rule.rule == "/healthz":
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+            routes |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    from hub.web.openapi import document
+    documented = {(path, method) for path, item in document("t")["paths"].items() for method in item}
+    assert routes == documented, (f"undocumented: {sorted(routes - documented)}; "
+                                  f"documented but missing: {sorted(documented - routes)}")
