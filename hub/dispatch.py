@@ -269,16 +269,16 @@ def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: C
     return moved
 
 
-def open_offline_tickets(engine: sa.Engine, *, offline_after_s: float, now: float | None = None,
+def open_offline_tickets(engine: sa.Engine, *, silent_after_s: float, now: float | None = None,
                          calendar: Calendar | None = None) -> list[int]:
-    """A registered device silent for longer than ``offline_after_s`` gets one maintenance ticket
+    """A registered device silent for longer than ``silent_after_s`` gets one maintenance ticket
     (运维), routed to its grid, until that ticket is closed. Returns the new ticket ids."""
     now = time.time() if now is None else now
     open_maintenance = sa.select(tickets.c.device_id).where(tickets.c.category == "maintenance") \
         .where(tickets.c.state.in_(OPEN_STATES)).where(tickets.c.device_id.is_not(None))
     with engine.connect() as conn:
         silent = conn.execute(sa.select(devices.c.id, devices.c.name).where(devices.c.registered.is_(True))
-                              .where(devices.c.last_seen < now - offline_after_s)
+                              .where(devices.c.last_seen < now - silent_after_s)
                               .where(devices.c.id.not_in(open_maintenance))).all()
     made = []
     for device_id, name in silent:

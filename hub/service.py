@@ -47,8 +47,8 @@ class Escalator:
     """Every ``interval`` seconds: moves overdue tickets up a level and opens maintenance tickets
     for silent devices (one thread)."""
 
-    def __init__(self, engine, interval: float = 30.0, offline_after_s: float = 3600.0):
-        self.engine, self.interval, self.offline_after_s = engine, interval, offline_after_s
+    def __init__(self, engine, interval: float = 30.0, maintenance_after_s: float = 3600.0):
+        self.engine, self.interval, self.maintenance_after_s = engine, interval, maintenance_after_s
         self.escalated = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="escalator", daemon=True)
@@ -57,7 +57,7 @@ class Escalator:
         while not self._stop.wait(self.interval):
             try:
                 self.escalated += len(dispatch.escalate_overdue(self.engine))
-                dispatch.open_offline_tickets(self.engine, offline_after_s=self.offline_after_s)
+                dispatch.open_offline_tickets(self.engine, silent_after_s=self.maintenance_after_s)
             except Exception:
                 logger.exception("escalation pass failed; trying again in %.0f s", self.interval)
 

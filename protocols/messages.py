@@ -165,7 +165,8 @@ def decode_ack(payload: bytes | str) -> list[str]:
 
 # --- device status (birth / last will) ------------------------------------------------------
 
-STATES = ("online", "offline")
+#: a device's or the hub's link state (not a ticket state: those are hub.dispatch.STATES)
+LINK_STATES = ("online", "offline")
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,8 @@ def encode_status(st: Status) -> bytes:
 def decode_status(payload: bytes | str) -> Status:
     obj = _loads(payload)
     state = _field(obj, "state", str)
-    if state not in STATES:
-        raise ProtocolError(f"state must be one of {STATES}, got {state[:20]!r}")
+    if state not in LINK_STATES:
+        raise ProtocolError(f"state must be one of {LINK_STATES}, got {state[:20]!r}")
     location = _field(obj, "location", dict, optional=True)
     if location is not None:
         location = _location(location)
@@ -283,16 +284,16 @@ def decode_heartbeat(payload: bytes | str) -> Heartbeat:
 
 
 def encode_hub_status(state: str, ts: float) -> bytes:
-    if state not in STATES:
-        raise ProtocolError(f"state must be one of {STATES}")
+    if state not in LINK_STATES:
+        raise ProtocolError(f"state must be one of {LINK_STATES}")
     return _dumps({"schema_version": SCHEMA_VERSION, "state": state, "ts": ts})
 
 
 def decode_hub_status(payload: bytes | str) -> str:
     obj = _loads(payload)
     state = _field(obj, "state", str)
-    if state not in STATES:
-        raise ProtocolError(f"state must be one of {STATES}, got {state[:20]!r}")
+    if state not in LINK_STATES:
+        raise ProtocolError(f"state must be one of {LINK_STATES}, got {state[:20]!r}")
     return state
 
 

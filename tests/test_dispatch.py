@@ -184,13 +184,13 @@ def test_a_silent_device_gets_one_maintenance_ticket(engine):
     registry.add_device(engine, "33010200001310000001", kind="camera-box", name="村口", grid_code=GRID_A)
     with engine.begin() as conn:
         registry.touch(conn, "33010200001310000001", at(2026, 11, 2, 9, 0))
-    assert dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 9, 30)) == []
-    (tid,) = dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 10, 30))
+    assert dispatch.open_offline_tickets(engine, silent_after_s=3600, now=at(2026, 11, 2, 9, 30)) == []
+    (tid,) = dispatch.open_offline_tickets(engine, silent_after_s=3600, now=at(2026, 11, 2, 10, 30))
     t = dispatch.get_ticket(engine, tid)
     assert (t["category"], t["grid_code"], t["state"]) == ("maintenance", GRID_A, "dispatched")
-    assert dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 11, 30)) == []
+    assert dispatch.open_offline_tickets(engine, silent_after_s=3600, now=at(2026, 11, 2, 11, 30)) == []
     dispatch.act(engine, tid, "void", "op", reason="已修复")
-    assert len(dispatch.open_offline_tickets(engine, offline_after_s=3600, now=at(2026, 11, 2, 12, 30))) == 1
+    assert len(dispatch.open_offline_tickets(engine, silent_after_s=3600, now=at(2026, 11, 2, 12, 30))) == 1
 
 
 def test_sla_rules_per_category_are_data(engine):

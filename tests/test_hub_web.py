@@ -96,8 +96,10 @@ def test_events_filters_and_pages(client, engine, token):
     assert {e["id"] for e in alarms} == {e.id for e in events if e.type == "alarm"}
     mine = client.get(f"/api/v1/events?device={devs[1]}&since={t0 + 20}", headers=h).json["items"]
     assert {e["id"] for e in mine} == {e.id for e in events if e.device_id == devs[1] and e.ts >= t0 + 20}
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 + 20))
-    assert len(client.get(f"/api/v1/events?since={iso}", headers=h).json["items"]) == 5
+    utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 + 20))
+    assert len(client.get(f"/api/v1/events?since={utc}%2B00:00", headers=h).json["items"]) == 5
+    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 + 20 + 8 * 3600))  # no offset: China time
+    assert len(client.get(f"/api/v1/events?since={local}", headers=h).json["items"]) == 5
     bad = client.get("/api/v1/events?since=someday", headers=h)
     assert bad.status_code == 400 and "since" in bad.json["error"]["message"]
     assert client.get("/api/v1/events?limit=0", headers=h).status_code == 400

@@ -8,11 +8,12 @@ import os
 import shutil
 import stat
 import time
-from datetime import datetime
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file, session, stream_with_context
 from werkzeug.security import safe_join
+
+from common.times import parse_time
 
 from .auth import operator_only
 
@@ -33,13 +34,9 @@ def _time(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        body, status = _error("bad_time", f"not a time: {value!r} (unix seconds or ISO 8601)", 400)
+        return parse_time(value)
+    except ValueError as exc:
+        body, status = _error("bad_time", str(exc), 400)
         body.status_code = status
         abort(body)
 

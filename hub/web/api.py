@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
-from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, g, jsonify
 
+from common.times import parse_time
 from protocols.messages import Command
 
 from .. import __version__, dispatch, eventlog, registry
@@ -47,18 +46,9 @@ def _parse_since(value: str | None) -> float | None:
     if value is None or value == "":
         return None
     try:
-        number = float(value)
-    except ValueError:
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    if not math.isfinite(number) or not 0 <= number <= 1e11:
-        raise ApiError(400, "bad_request", "since must be unix seconds or an ISO 8601 time")
-    return number
+        return parse_time(value)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"since: {exc}") from None
 
 
 @api.get("/events")
