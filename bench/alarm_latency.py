@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from edge.pillar_sim import PillarSim  # noqa: E402
+from edge.pillar.simulator import PillarSim  # noqa: E402
 from edge.store import NewEvent, Store  # noqa: E402
 from protocols import serial as sf  # noqa: E402
 from tests.helpers import Edge, Hub, Mosquitto, device_id, wait_for  # noqa: E402

@@ -42,11 +42,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from protocols.deviceconfig import CameraSection  # noqa: E402
-from edge.faces import FaceDetector, install_model  # noqa: E402
-from edge.motion import MotionDetector  # noqa: E402
-from edge.scenes import demo_scene, frames, write_video  # noqa: E402
-from edge.pipeline import motion_settings  # noqa: E402
-from edge.privacy import find_faces  # noqa: E402
+from edge.camera.faces import FaceDetector, install_model  # noqa: E402
+from edge.camera.motion import MotionDetector  # noqa: E402
+from edge.camera.scenes import demo_scene, frames, write_video  # noqa: E402
+from edge.camera.pipeline import motion_settings  # noqa: E402
+from edge.camera.privacy import find_faces  # noqa: E402
 from tests.helpers import Edge, Mosquitto, device_id, wait_for  # noqa: E402
 
 CACHE = Path(os.environ.get("XL_BENCH_CACHE", Path.home() / ".cache" / "xueliang-bench"))

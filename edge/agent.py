@@ -10,9 +10,9 @@ from protocols.deviceconfig import EdgeConfig
 
 from . import __version__
 from .demo import DemoGenerator
-from .faces import ModelError
-from .pillar import Pillar
-from .provision import ProvisioningServer
+from .camera.faces import ModelError
+from .pillar.alarm import Pillar
+from .pillar.provision import ProvisioningServer
 from .store import Store
 from .sync import FpsMeters, SyncEngine
 
@@ -55,7 +55,7 @@ class Agent:
             components.append(("pillar", self.pillar))
         self.vision = None
         if cfg.cameras:
-            from .vision import Vision, load_detector
+            from .camera.vision import Vision, load_detector
             try:
                 detector = load_detector(cfg)
             except ModelError as exc:

@@ -106,7 +106,7 @@ def pillar_sim(link: str, script: str, repeat: float, interactive: bool) -> None
     import threading
     import time
 
-    from .pillar_sim import PillarSim
+    from .pillar.simulator import PillarSim
 
     setup_logging("INFO")
     steps = _parse_script(script)
@@ -163,8 +163,8 @@ def flash(port: str, baudrate: int, timeout: float, target: str, config_file: st
     The config gets the same checks as check-config first; a config with an error is not sent.
     """
     from protocols.deviceconfig import parse_mcu_params
-    from .flash import FlashError, flash_config
-    from .provision import TARGET_AGENT, TARGET_MCU
+    from .pillar.flash import FlashError, flash_config
+    from .pillar.provision import TARGET_AGENT, TARGET_MCU
     try:
         if target == "agent":
             load_config(config_file)
@@ -196,7 +196,7 @@ def models_install(model_dir: str | None) -> None:
     input shape dynamic and cache it (once)."""
     from pathlib import Path
 
-    from .faces import ModelError, install_model
+    from .camera.faces import ModelError, install_model
     try:
         path = install_model(Path(model_dir) if model_dir else None)
     except ModelError as exc:
@@ -268,9 +268,9 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
     import json
 
     from protocols.deviceconfig import CameraSection
-    from .faces import FaceDetector, ModelError, install_model
-    from .analyze import analyze_file
-    from .pipeline import VisionEvent
+    from .camera.faces import FaceDetector, ModelError, install_model
+    from .camera.analyze import analyze_file
+    from .camera.pipeline import VisionEvent
 
     cfg = _config(config_file)
     cams = {c.name: c for c in cfg.cameras}
@@ -289,7 +289,7 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
         click.echo(json.dumps({"type": ev.type, "start": round(ev.t_start, 2), "end": round(ev.t_end, 2),
                                "id": ev.id, **data}, ensure_ascii=False))
 
-    from .capture import SourceError
+    from .camera.capture import SourceError
     try:
         frames = analyze_file(video, cam, show, detector=detector)
     except SourceError as exc:
@@ -305,7 +305,7 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
 def sample_video(out: str, seconds: float, width: int, height: int) -> None:
     """Write a generated village-gate scene (people with real faces, a van, a light switched on, a
     swaying tree) as H.264 MP4, for demos and for trying settings with `analyze`."""
-    from .scenes import ScenesUnavailable, demo_scene, write_video
+    from .camera.scenes import ScenesUnavailable, demo_scene, write_video
     try:
         truths = write_video(demo_scene(width, height, seconds), out)
     except ScenesUnavailable as exc:

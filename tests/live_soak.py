@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from edge.scenes import Mover, SceneSpec, write_video
+from edge.camera.scenes import Mover, SceneSpec, write_video
 
 from .helpers import BIN, Edge, free_port, wait_for
 

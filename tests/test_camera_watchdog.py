@@ -15,10 +15,10 @@ import av
 import pytest
 
 from protocols.deviceconfig import EdgeConfig
-from edge.scenes import Mover, SceneSpec, write_video
+from edge.camera.scenes import Mover, SceneSpec, write_video
 from edge.store import Store
 from edge.sync import FpsMeters
-from edge.vision import Vision
+from edge.camera.vision import Vision
 
 from .helpers import Edge, Hub, device_id, wait_for
 

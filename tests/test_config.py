@@ -144,7 +144,7 @@ def test_config_bombs_are_refused_in_under_a_second_with_file_and_line(tmp_path,
 @pytest.mark.parametrize("kind", list(BOMBS))
 def test_the_flash_receiver_refuses_config_bombs(tmp_path, kind):
     from protocols.deviceconfig import parse_config
-    from edge.provision import check_document
+    from edge.pillar.provision import check_document
     text, message = BOMBS[kind]
     error = check_document(text.encode(), lambda t: parse_config(t, str(tmp_path / "edge.yaml")))
     assert error is not None and message in error and "line " in error

@@ -73,7 +73,7 @@ def _open_stream(base: str, login: str, fields: dict, path: str) -> None:
 def test_either_daemon_stops_within_5_s_with_viewers_attached(tmp_path, procs, sig):
     import subprocess
 
-    from edge.scenes import Mover, SceneSpec, write_video
+    from edge.camera.scenes import Mover, SceneSpec, write_video
 
     from .helpers import BIN
     hub = Hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage import data, transform
 
-from edge.faces import MODEL_SHA256, FaceDetector, ModelError, install_model, nms
+from edge.camera.faces import MODEL_SHA256, FaceDetector, ModelError, install_model, nms
 
 # the astronaut's face, chosen by eye (x, y, width, height)
 FACE = (180, 55, 90, 120)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from edge.flash import read_config, send_config
+from edge.pillar.flash import read_config, send_config
 
 from .helpers import BIN, Edge, Hub, NullModem, device_id, wait_for
 
@@ -74,7 +74,7 @@ def test_a_bad_config_is_refused_by_the_flasher_and_by_the_device(flash_env, tmp
 
 
 def test_mcu_parameters_are_flashed_the_same_way(tmp_path):
-    from edge.pillar_sim import PillarSim
+    from edge.pillar.simulator import PillarSim
     from pathlib import Path
 
     sim = PillarSim(tmp_path / "ttyMCU", heartbeat_s=5)

@@ -11,8 +11,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from edge.pillar_sim import PillarSim
-from edge.scenes import Mover, SceneSpec, write_video
+from edge.pillar.simulator import PillarSim
+from edge.camera.scenes import Mover, SceneSpec, write_video
 from protocols import serial as sf
 
 from .helpers import BIN, Edge, Hub, device_id, free_port, wait_for

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from edge.pillar_sim import PillarSim
-from edge.serial_link import SerialLink
+from edge.pillar.simulator import PillarSim
+from edge.pillar.link import SerialLink
 from protocols import serial as sf
 
 from .helpers import Edge, Hub, device_id, wait_for

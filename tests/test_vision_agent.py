@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import sqlalchemy as sa
 
-from edge.scenes import Mover, SceneSpec, write_video
+from edge.camera.scenes import Mover, SceneSpec, write_video
 
 from .helpers import Edge, Hub, device_id, wait_for
 

@@ -14,17 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import Packet
+from edge.camera.capture import Packet
 from protocols.deviceconfig import CameraSection, EdgeConfig, MediaSection
-from edge.faces import FaceDetector, install_model
-from edge.media import MediaStore
-from edge.scenes import Mover, SceneSpec, write_video
+from edge.camera.faces import FaceDetector, install_model
+from edge.camera.media import MediaStore
+from edge.camera.scenes import Mover, SceneSpec, write_video
 from edge.store import NewEvent, Store
 from edge.sync import FpsMeters
-from edge.clips import ClipRing
-from edge.pipeline import CameraPipeline
-from edge.privacy import blur_faces, find_faces
-from edge.vision import Vision
+from edge.camera.clips import ClipRing
+from edge.camera.pipeline import CameraPipeline
+from edge.camera.privacy import blur_faces, find_faces
+from edge.camera.vision import Vision
 
 from .helpers import BIN, device_id, wait_for
 
@@ -47,7 +47,7 @@ def person(tmp_path_factory):
 def play(path, cam: CameraSection, detector, media: MediaStore | None, *, blur: bool = False):
     events = []
     pipe = CameraPipeline(cam.name, cam, events.append, _ids(), detector=detector, media=media, blur=blur)
-    from edge.capture import open_session
+    from edge.camera.capture import open_session
     session = open_session(str(path))
     pipe.fps = session.fps
     for item in session.read():
@@ -132,7 +132,7 @@ def test_privacy_blurs_every_face_that_leaves_the_device(tmp_path, person, detec
 
 
 def test_blur_removes_a_detectable_face(detector, person):
-    from edge.scenes import frames
+    from edge.camera.scenes import frames
     img, truth = next((f, t) for f, t in frames(PERSON) if t.faces)
     assert find_faces(detector, img, truth.moving, 320)
     blurred = blur_faces(img, find_faces(detector, img, truth.moving, 320))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from protocols.deviceconfig import CameraSection
-from edge.faces import FaceDetector, install_model
-from edge.scenes import Mover, SceneSpec, write_video
-from edge.analyze import analyze_file
+from edge.camera.faces import FaceDetector, install_model
+from edge.camera.scenes import Mover, SceneSpec, write_video
+from edge.camera.analyze import analyze_file
 
 W, H = 640, 360
 

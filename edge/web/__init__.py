@@ -53,12 +53,12 @@ class WebContext:
     web: WebSection
     store: Store
     feed: EventFeed
-    vision: Any = None  # edge.vision.Vision
-    pillar: Any = None  # edge.pillar.Pillar
+    vision: Any = None  # edge.camera.vision.Vision
+    pillar: Any = None  # edge.pillar.alarm.Pillar
     sync: Any = None  # edge.sync.SyncEngine
     meters: Any = None  # edge.sync.FpsMeters
-    live: Any = None  # edge.live.LiveServer
-    mjpeg: dict = field(default_factory=dict)  # camera -> edge.live.MjpegSource
+    live: Any = None  # edge.web.live.LiveServer
+    mjpeg: dict = field(default_factory=dict)  # camera -> edge.web.live.MjpegSource
 
     @property
     def cameras(self) -> list[str]:
@@ -121,7 +121,7 @@ class LanPage:
     def __init__(self, ctx: WebContext):
         from common.webserver import WebServer
 
-        from ..live import LiveEncoder, LiveServer, MjpegSource
+        from .live import LiveEncoder, LiveServer, MjpegSource
         self.ctx = ctx
         w = ctx.web
         if ctx.vision is not None:

@@ -13,8 +13,8 @@ from .capture import Camera, Frame
 from .faces import FaceDetector
 from .media import MediaStore
 from .pipeline import CameraPipeline, VisionEvent
-from .store import NewEvent, Store, StoreError
-from .sync import FpsMeters
+from ..store import NewEvent, Store, StoreError
+from ..sync import FpsMeters
 
 logger = logging.getLogger(__name__)
 

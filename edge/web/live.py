@@ -29,7 +29,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from .capture import LatestFrame, Picture
+from ..camera.capture import LatestFrame, Picture
 
 logger = logging.getLogger(__name__)
 

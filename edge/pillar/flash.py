@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from protocols import serial as sf
 
-from .serial_link import SerialLink
+from .link import SerialLink
 
 CHUNK = sf.MAX_PAYLOAD - 4
 

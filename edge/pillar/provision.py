@@ -19,7 +19,7 @@ from protocols import serial as sf
 from protocols.configdoc import MAX_CONFIG_BYTES, ConfigError
 
 from protocols.deviceconfig import parse_config
-from .serial_link import SerialLink
+from .link import SerialLink
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from protocols import serial as sf
 from protocols.messages import Command
 
 from protocols.deviceconfig import PillarSection
-from .serial_link import SerialLink
-from .store import Store, StoreError
+from .link import SerialLink
+from ..store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from protocols import serial as sf
 
 from protocols.deviceconfig import McuParams, parse_mcu_params
 from .provision import TARGET_MCU, ConfigReceiver, check_document
-from .serial_link import SerialLink
+from .link import SerialLink
 
 logger = logging.getLogger(__name__)
 

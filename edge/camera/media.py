@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import Store
+from ..store import Store
 
 logger = logging.getLogger(__name__)
 
