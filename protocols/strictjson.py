@@ -30,30 +30,8 @@ class _Reject(ValueError):
     pass
 
 
-def _parse_int(text: str) -> int:
-    if len(text) > 20:  # more digits than any int64: refuse before converting
-        raise _Reject(f"integer {text[:24]}… is outside signed 64 bits")
-    value = int(text)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise _Reject(f"integer {text} is outside signed 64 bits")
-    return value
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Reject(f"number {text[:24]} is not finite")
-    return value
-
-
 def _parse_constant(name: str) -> float:
     raise _Reject(f"{name} is not allowed")
-
-
-def _check_key(key: str) -> str:
-    if _BAD_CHARS.search(key):
-        raise _Reject(f"key {key[:40]!r} holds a NUL or a lone surrogate")
-    return key
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -64,28 +42,39 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             if key in seen:
                 raise _Reject(f"key {key[:40]!r} appears twice in one object")
             seen.add(key)
-    for key in obj:
-        _check_key(key)
     return obj
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_parse_int, parse_float=_parse_float,
-                            parse_constant=_parse_constant)
+# the C scanner does the parsing; only NaN/Infinity and objects call back into Python
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_parse_constant)
 
 
 def _check_tree(value: Any, max_depth: int) -> None:
-    """Depth and string checks, without recursion (the value may be up to ``max_depth`` deep)."""
+    """Depth, strings (values and keys), integer range and finite numbers, without recursion."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, str):
+        kind = type(item)
+        if kind is str:
             if _BAD_CHARS.search(item):
                 raise ProtocolError(f"string {item[:40]!r} holds a NUL or a lone surrogate")
-        elif isinstance(item, (dict, list)):
+        elif kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise ProtocolError(f"integer {str(item)[:24]} is outside signed 64 bits")
+        elif kind is float:
+            if not math.isfinite(item):
+                raise ProtocolError(f"number {item!r} is not finite")
+        elif kind is dict or kind is list:
             if depth > max_depth:
                 raise ProtocolError(f"payload is nested deeper than {max_depth} levels")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children if isinstance(child, (str, dict, list)))
+            if kind is dict:
+                for key in item:
+                    if _BAD_CHARS.search(key):
+                        raise ProtocolError(f"key {key[:40]!r} holds a NUL or a lone surrogate")
+                children = item.values()
+            else:
+                children = item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def loads(payload: bytes | bytearray | memoryview | str, *, max_bytes: int, max_depth: int) -> Any:
@@ -112,7 +101,7 @@ def loads(payload: bytes | bytearray | memoryview | str, *, max_bytes: int, max_
         raise ProtocolError(str(exc)) from None
     except RecursionError:  # the parser's own guard, far above max_depth
         raise ProtocolError(f"payload is nested deeper than {max_depth} levels") from None
-    except ValueError as exc:
+    except ValueError as exc:  # includes an integer too long to convert
         raise ProtocolError(f"payload is not UTF-8 JSON: {str(exc)[:120]}") from None
     _check_tree(value, max_depth)
     return value
