@@ -82,3 +82,10 @@ def test_no_import_circles(package):
         seen[node] = 2
     for node in sorted(graph):
         visit(node, [])
+
+
+@pytest.mark.parametrize("view", ["api", "tickets", "console", "auth"])
+def test_hub_views_hold_no_sql(view):
+    """Views translate HTTP to domain and read-model calls (hub.readmodel, hub.dispatch, …)."""
+    names = [name for _, name in _imports(ROOT / "hub" / "web" / f"{view}.py")]
+    assert not any(n.split(".")[0] == "sqlalchemy" for n in names), f"hub/web/{view}.py imports sqlalchemy"

@@ -14,7 +14,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, request, session
 from flask_babel import Babel
@@ -23,6 +23,12 @@ from common import csrf
 from protocols.deviceconfig import EdgeConfig, WebSection
 
 from ..store import Store
+
+if TYPE_CHECKING:  # the LAN page reads these components; it does not build them
+    from ..camera.vision import Vision
+    from ..pillar.alarm import Pillar
+    from ..sync import FpsMeters, SyncEngine
+    from .live import LiveServer, MjpegSource
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +59,12 @@ class WebContext:
     web: WebSection
     store: Store
     feed: EventFeed
-    vision: Any = None  # edge.camera.vision.Vision
-    pillar: Any = None  # edge.pillar.alarm.Pillar
-    sync: Any = None  # edge.sync.SyncEngine
-    meters: Any = None  # edge.sync.FpsMeters
-    live: Any = None  # edge.web.live.LiveServer
-    mjpeg: dict = field(default_factory=dict)  # camera -> edge.web.live.MjpegSource
+    vision: "Vision | None" = None
+    pillar: "Pillar | None" = None
+    sync: "SyncEngine | None" = None
+    meters: "FpsMeters | None" = None
+    live: "LiveServer | None" = None  # made by LanPage from the cameras' latest pictures
+    mjpeg: "dict[str, MjpegSource]" = field(default_factory=dict)
 
     @property
     def cameras(self) -> list[str]:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import time
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
 
 from common.redirects import safe_next
 
-from .. import audit, dispatch, eventlog, registry, stats
-from ..access import may, ticket_filter
+from .. import audit, dispatch, eventlog, readmodel, registry, stats
+from ..access import may
 from ..areas import AreaCode
-from ..schema import ticket_transitions, tickets
 from .base import (csrf_token, device_json, engine, event_json, iso, login_required,
                    user_prefix)
 from .params import INT32_MAX, arg_int, arg_text
@@ -69,11 +67,7 @@ def dashboard():
     offline_after = current_app.extensions["xl"]["offline_after_s"]
     devices = registry.list_devices(engine(), offline_after_s=offline_after, prefix=prefix)
     liveness = {k: sum(1 for d in devices if d["liveness"] == k) for k in ("online", "offline", "unknown")}
-    with engine().connect() as conn:
-        alarms = [dict(r) for r in conn.execute(
-            sa.select(tickets).where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
-            .where(tickets.c.state.in_(dispatch.OPEN_STATES)).order_by(tickets.c.id.desc()).limit(50)).mappings()]
-        last_id = conn.execute(sa.select(sa.func.max(tickets.c.id))).scalar() or 0
+    alarms, last_id = readmodel.open_alarms(engine(), prefix)
     return render_template("dashboard.html", counts=stats.counts_by_state(engine(), prefix), liveness=liveness,
                            devices=[device_json(d) for d in devices], alarms=alarms, last_id=last_id,
                            events=[event_json(e) for e in eventlog.query_events(engine(), limit=20, prefix=prefix)],
@@ -94,9 +88,7 @@ def stream():
         yield "retry: 2000\n\n"
         quiet = 0.0
         while True:
-            with db.connect() as conn:
-                rows = conn.execute(sa.select(tickets).where(tickets.c.id > last).where(ticket_filter(prefix))
-                                    .order_by(tickets.c.id)).mappings().all()
+            rows = readmodel.tickets_after(db, prefix, last)
             for t in rows:
                 last = max(last, t["id"])
                 state = STATE_EN[t["state"]] if english else dispatch.STATES[t["state"]]
@@ -114,13 +106,8 @@ def stream():
 @console.get("/queue")
 @login_required
 def queue():
-    query = sa.select(tickets).where(ticket_filter(_prefix())).order_by(tickets.c.id.desc()).limit(200)
     filters = {k: arg_text(k, max_len=32) or "" for k in ("state", "level", "severity")}
-    for k, v in filters.items():
-        if v:
-            query = query.where(tickets.c[k] == v)
-    with engine().connect() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
+    rows = readmodel.tickets_page(engine(), _prefix(), filters=filters, limit=200)
     return render_template("queue.html", tickets=rows, filters=filters, states=dispatch.STATES,
                            actions={t["id"]: _allowed_actions(t) for t in rows}, labels=ACTION_LABELS,
                            user=session["user"], csrf_token=csrf_token())
@@ -129,13 +116,10 @@ def queue():
 @console.get("/tickets/<id:ticket_id>")
 @login_required
 def ticket(ticket_id: int):
-    with engine().connect() as conn:
-        t = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
-                         .where(ticket_filter(_prefix()))).mappings().first()
-        if t is None:
-            abort(404)
-        timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
-                                .order_by(ticket_transitions.c.id)).mappings().all()
+    t = readmodel.ticket(engine(), _prefix(), ticket_id)
+    if t is None:
+        abort(404)
+    timeline = readmodel.timeline(engine(), ticket_id)
     event = eventlog.get_event(engine(), t["event_id"]) if t["event_id"] else None
     audit.record(engine(), session["user"]["username"], "view_ticket", str(ticket_id))
     return render_template("ticket.html", t=dict(t), timeline=timeline, event=event, labels=ACTION_LABELS,
@@ -145,13 +129,11 @@ def ticket(ticket_id: int):
 @console.post("/tickets/<id:ticket_id>/act")
 @login_required
 def act(ticket_id: int):
-    with engine().connect() as conn:
-        visible = conn.execute(sa.select(tickets.c.id).where(tickets.c.id == ticket_id)
-                               .where(ticket_filter(_prefix()))).first()
+    visible = readmodel.ticket(engine(), _prefix(), ticket_id)
     action = request.form.get("action", "")
     if visible is None:
         abort(404)
-    if action not in _allowed_actions(dispatch.get_ticket(engine(), ticket_id) or {"state": ""}):
+    if action not in _allowed_actions(visible):
         session["flash"] = f"{action}: not allowed"
     else:
         try:
@@ -183,20 +165,7 @@ def device_list():
 
 
 def _scoped_registry():
-    from ..schema import areas, grids, people, person_roles
-    prefix = _prefix()
-    with engine().connect() as conn:
-        # the areas inside the scope, and those above it (so a village sees its town and county)
-        area_rows = [dict(r) for r in conn.execute(sa.select(areas).order_by(areas.c.code)).mappings()
-                     if prefix is None or r["code"].startswith(prefix)
-                     or AreaCode.parse(r["code"]).contains(prefix)]
-        grid_rows = [dict(r) for r in conn.execute(sa.select(grids).order_by(grids.c.code)).mappings()
-                     if prefix is None or r["code"].startswith(prefix)]
-        people_rows = [dict(r) for r in conn.execute(
-            sa.select(people.c.name, people.c.phone, person_roles.c.role, person_roles.c.scope_code)
-            .join(person_roles, person_roles.c.person_id == people.c.id).order_by(person_roles.c.scope_code))
-            .mappings() if prefix is None or r["scope_code"].startswith(prefix)]
-    return area_rows, grid_rows, people_rows
+    return readmodel.registry_view(engine(), _prefix(), lambda code, prefix: AreaCode.parse(code).contains(prefix))
 
 
 @console.get("/registry")

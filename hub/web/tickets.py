@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import audit, dispatch
-from ..access import may, ticket_filter
-from ..schema import grids, ticket_photos, ticket_transitions, tickets
+from .. import audit, dispatch, readmodel
+from ..access import may
 from .base import api_auth, engine, iso, user_prefix
 from .params import INT32_MAX, ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
 
@@ -43,30 +41,20 @@ def _photo(ticket_id: int, purpose: str) -> int | None:
 
 
 def _visible(ticket_id: int) -> dict[str, Any]:
-    with engine().connect() as conn:
-        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
-                           .where(ticket_filter(_prefix()))).mappings().first()
+    row = readmodel.ticket(engine(), _prefix(), ticket_id)
     if row is None:
         raise ApiError(404, "not_found", f"no ticket {ticket_id}")
-    return dict(row)
+    return row
 
 
 @tickets_api.get("")
 @api_auth
 def list_tickets():
-    query = sa.select(tickets).where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
-    for name in ("state", "level", "category", "severity", "grid_code"):
-        value = arg_text(name, max_len=32)
-        if value is not None:
-            query = query.where(tickets.c[name] == value)
-    if arg_choice("mine", ("0", "1")) == "1":
-        query = query.where(sa.or_(tickets.c.assignee == g.user["username"], tickets.c.state == "dispatched"))
-    cursor = arg_int("cursor", 0, 1, INT32_MAX)
-    if cursor:
-        query = query.where(tickets.c.id < cursor)
+    filters = {name: arg_text(name, max_len=32) for name in ("state", "level", "category", "severity", "grid_code")}
+    mine = g.user["username"] if arg_choice("mine", ("0", "1")) == "1" else None
     limit = arg_int("limit", 50, 1, 500)
-    with engine().connect() as conn:
-        rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+    rows = readmodel.tickets_page(engine(), _prefix(), filters=filters, mine=mine,
+                                  before_id=arg_int("cursor", 0, 1, INT32_MAX) or None, limit=limit)
     return jsonify(items=[_ticket_json(t) for t in rows],
                    next_cursor=rows[-1]["id"] if len(rows) == limit else None)
 
@@ -75,13 +63,8 @@ def list_tickets():
 @api_auth
 def get_ticket(ticket_id: int):
     t = _visible(ticket_id)
-    with engine().connect() as conn:
-        timeline = conn.execute(sa.select(ticket_transitions).where(ticket_transitions.c.ticket_id == ticket_id)
-                                .order_by(ticket_transitions.c.id)).mappings().all()
-    with engine().connect() as conn:
-        photos = conn.execute(sa.select(ticket_photos.c.id, ticket_photos.c.purpose, ticket_photos.c.actor,
-                                        ticket_photos.c.at).where(ticket_photos.c.ticket_id == ticket_id)
-                              .order_by(ticket_photos.c.id)).mappings().all()
+    timeline = readmodel.timeline(engine(), ticket_id)
+    photos = readmodel.photos(engine(), ticket_id)
     audit.record(engine(), g.user["username"], "view_ticket", str(ticket_id))
     return jsonify(ticket=_ticket_json(t), photos=[
         {"id": p["id"], "purpose": p["purpose"], "actor": p["actor"], "at": iso(p["at"]),
@@ -99,10 +82,7 @@ def report():
     data = body()
     title = field_text(data, "title", max_len=200, required=True)
     grid_code = field_text(data, "grid_code", max_len=19, required=True)
-    prefix = _prefix()
-    with engine().connect() as conn:
-        known = conn.execute(sa.select(grids.c.code).where(grids.c.code == grid_code)).first()
-    if not known or (prefix is not None and not str(grid_code).startswith(prefix)):
+    if not readmodel.grid_in_area(engine(), _prefix(), grid_code):
         raise ApiError(400, "bad_request", "grid_code: a grid inside your area")
     ticket_id = dispatch.create_ticket(engine(), category=field_text(data, "category", max_len=32) or "other",
                                        title=title, description=field_text(data, "description", max_len=4000),
@@ -140,9 +120,7 @@ def act(ticket_id: int, action: str):
 @api_auth
 def photo(ticket_id: int, photo_id: int):
     _visible(ticket_id)
-    with engine().connect() as conn:
-        jpeg = conn.execute(sa.select(ticket_photos.c.jpeg).where(ticket_photos.c.id == photo_id)
-                            .where(ticket_photos.c.ticket_id == ticket_id)).scalar()
+    jpeg = readmodel.photo_jpeg(engine(), ticket_id, photo_id)
     if jpeg is None:
         raise ApiError(404, "not_found", f"no photo {photo_id} on ticket {ticket_id}")
     audit.record(engine(), g.user["username"], "view_photo", f"{ticket_id}/{photo_id}")
@@ -157,17 +135,9 @@ OPEN311_CLOSED = ("resolved", "verified", "archived", "merged", "void")
 @api_auth
 def open311_requests():
     """Tickets in the caller's area as Open311 GeoReport v2 service requests."""
-    from ..schema import devices
-    query = (sa.select(tickets, devices.c.latitude, devices.c.longitude, devices.c.address)
-             .select_from(tickets.outerjoin(devices, devices.c.id == tickets.c.device_id))
-             .where(ticket_filter(_prefix())).order_by(tickets.c.id.desc())
-             .limit(arg_int("limit", 100, 1, 1000)))
-    status = arg_choice("status", ("open", "closed"))
-    if status is not None:
-        closed = tickets.c.state.in_(OPEN311_CLOSED)
-        query = query.where(closed if status == "closed" else sa.not_(closed))
-    with engine().connect() as conn:
-        rows = conn.execute(query).mappings().all()
+    rows = readmodel.tickets_with_places(engine(), _prefix(), closed=OPEN311_CLOSED,
+                                         status=arg_choice("status", ("open", "closed")),
+                                         limit=arg_int("limit", 100, 1, 1000))
     return jsonify([{
         "service_request_id": str(t["id"]),
         "status": "closed" if t["state"] in OPEN311_CLOSED else "open",

@@ -1,0 +1,112 @@
+"""What the console and the API read, scoped to the caller's area: one place that knows which
+tickets, devices and events a user may see (``prefix`` is the user's area, see hub.access;
+None: everything). Views translate HTTP to these calls and nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from .access import ticket_filter
+from .dispatch import OPEN_STATES
+from .schema import areas, devices, grids, people, person_roles, ticket_photos, ticket_transitions, tickets
+
+Row = dict[str, Any]
+
+
+def ticket(engine: sa.Engine, prefix: str | None, ticket_id: int) -> Row | None:
+    """The ticket if it exists inside the area (outside it is the same as missing)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)
+                           .where(ticket_filter(prefix))).mappings().first()
+    return dict(row) if row else None
+
+
+def tickets_page(engine: sa.Engine, prefix: str | None, *, filters: dict[str, str | None] | None = None,
+                 mine: str | None = None, before_id: int | None = None, limit: int = 50) -> list[Row]:
+    """Newest first; ``filters`` on state, level, category, severity, grid_code; ``mine`` (a user
+    name) keeps that user's tickets and those waiting to be taken."""
+    query = sa.select(tickets).where(ticket_filter(prefix)).order_by(tickets.c.id.desc())
+    for name, value in (filters or {}).items():
+        if value:
+            query = query.where(tickets.c[name] == value)
+    if mine is not None:
+        query = query.where(sa.or_(tickets.c.assignee == mine, tickets.c.state == "dispatched"))
+    if before_id:
+        query = query.where(tickets.c.id < before_id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+
+
+def open_alarms(engine: sa.Engine, prefix: str | None, limit: int = 50) -> tuple[list[Row], int]:
+    """Open urgent tickets in the area, newest first, and the newest ticket id anywhere (where a
+    page's live stream starts)."""
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(
+            sa.select(tickets).where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
+            .where(tickets.c.state.in_(OPEN_STATES)).order_by(tickets.c.id.desc()).limit(limit)).mappings()]
+        last_id = conn.execute(sa.select(sa.func.max(tickets.c.id))).scalar() or 0
+    return rows, last_id
+
+
+def tickets_after(engine: sa.Engine, prefix: str | None, after_id: int) -> list[Row]:
+    """Tickets in the area newer than ``after_id``, oldest first (the live stream)."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(tickets).where(tickets.c.id > after_id)
+                                              .where(ticket_filter(prefix)).order_by(tickets.c.id)).mappings()]
+
+
+def timeline(engine: sa.Engine, ticket_id: int) -> list[Row]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(ticket_transitions)
+                                              .where(ticket_transitions.c.ticket_id == ticket_id)
+                                              .order_by(ticket_transitions.c.id)).mappings()]
+
+
+def photos(engine: sa.Engine, ticket_id: int) -> list[Row]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            sa.select(ticket_photos.c.id, ticket_photos.c.purpose, ticket_photos.c.actor, ticket_photos.c.at)
+            .where(ticket_photos.c.ticket_id == ticket_id).order_by(ticket_photos.c.id)).mappings()]
+
+
+def photo_jpeg(engine: sa.Engine, ticket_id: int, photo_id: int) -> bytes | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(ticket_photos.c.jpeg).where(ticket_photos.c.id == photo_id)
+                            .where(ticket_photos.c.ticket_id == ticket_id)).scalar()
+
+
+def grid_in_area(engine: sa.Engine, prefix: str | None, grid_code: str) -> bool:
+    with engine.connect() as conn:
+        known = conn.execute(sa.select(grids.c.code).where(grids.c.code == grid_code)).first()
+    return bool(known) and (prefix is None or grid_code.startswith(prefix))
+
+
+def tickets_with_places(engine: sa.Engine, prefix: str | None, *, closed: tuple[str, ...],
+                        status: str | None, limit: int) -> list[Row]:
+    """Tickets in the area with their device's place (the Open311 export); ``status`` open or
+    closed, by the ``closed`` states."""
+    query = (sa.select(tickets, devices.c.latitude, devices.c.longitude, devices.c.address)
+             .select_from(tickets.outerjoin(devices, devices.c.id == tickets.c.device_id))
+             .where(ticket_filter(prefix)).order_by(tickets.c.id.desc()).limit(limit))
+    if status is not None:
+        is_closed = tickets.c.state.in_(closed)
+        query = query.where(is_closed if status == "closed" else sa.not_(is_closed))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def registry_view(engine: sa.Engine, prefix: str | None, contains) -> tuple[list[Row], list[Row], list[Row]]:
+    """Areas inside the area and those above it (a village sees its town and county), its grids,
+    and the people with roles in it. ``contains(area_code, prefix)`` is the area rule."""
+    with engine.connect() as conn:
+        area_rows = [dict(r) for r in conn.execute(sa.select(areas).order_by(areas.c.code)).mappings()
+                     if prefix is None or r["code"].startswith(prefix) or contains(r["code"], prefix)]
+        grid_rows = [dict(r) for r in conn.execute(sa.select(grids).order_by(grids.c.code)).mappings()
+                     if prefix is None or r["code"].startswith(prefix)]
+        people_rows = [dict(r) for r in conn.execute(
+            sa.select(people.c.name, people.c.phone, person_roles.c.role, person_roles.c.scope_code)
+            .join(person_roles, person_roles.c.person_id == people.c.id).order_by(person_roles.c.scope_code))
+            .mappings() if prefix is None or r["scope_code"].startswith(prefix)]
+    return area_rows, grid_rows, people_rows
