@@ -133,29 +133,46 @@ def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, 
     """Report a matter (上报) and route it (分拨) to its grid's village level at once; an urgent one
     notifies the police station, town centre and county centre together. Returns the ticket id,
     or None if a ticket for ``event_id`` exists already (ingest may see an event twice)."""
-    now = time.time() if now is None else now
     with engine.begin() as conn:
-        if event_id and conn.execute(sa.select(tickets.c.id).where(tickets.c.event_id == event_id)).first():
-            return None
-        if grid_code is None and device_id:
-            grid_code = conn.execute(sa.select(devices.c.grid_code).where(devices.c.id == device_id)).scalar()
-        village = village_of(conn, grid_code)
-        cal = calendar or Calendar.load(conn)
-        accept_due, resolve_due = _dues(cal, _sla(conn, category, severity, "village"), now)
-        ticket_id = conn.execute(tickets.insert().values(
-            category=category, severity=severity, state="dispatched", level="village", title=title,
-            description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
-            village_code=village, created_at=now, accept_due=accept_due, resolve_due=resolve_due,
-        )).inserted_primary_key[0]
-        _transition_row(conn, ticket_id, actor, "report", "reported", "reported", "village", None, now)
-        _transition_row(conn, ticket_id, "system", "dispatch", "reported", "dispatched", "village",
-                        f"grid {grid_code}" if grid_code else "no grid", now)
-        _notify(conn, ticket_id, "grid_workers", grid_code, "dispatched", now)
-        if severity == "urgent":
-            chain = area_chain(conn, village)
-            for target, level in zip(URGENT_TARGETS, ("town", "town", "county")):
-                _notify(conn, ticket_id, target, chain.get(level), "urgent", now)
-        return int(ticket_id)
+        return open_ticket(conn, category=category, title=title, source=source, actor=actor, severity=severity,
+                           description=description, grid_code=grid_code, device_id=device_id, event_id=event_id,
+                           now=now, calendar=calendar)
+
+
+def open_alarm_ticket(conn: sa.Connection, device_id: str, event_id: str, now: float) -> int | None:
+    """The one way an alarm opens its ticket: urgent, routed at once, the five parties notified;
+    in the caller's transaction (ingest stores the alarm and its ticket together, then acks)."""
+    return open_ticket(conn, category="alarm", severity="urgent", source="alarm", title="报警柱求助 / panic button",
+                       device_id=device_id, event_id=event_id, now=now)
+
+
+def open_ticket(conn: sa.Connection, *, category: str, title: str, source: str, actor: str = "system",
+                severity: str = "normal", description: str | None = None, grid_code: str | None = None,
+                device_id: str | None = None, event_id: str | None = None, now: float | None = None,
+                calendar: Calendar | None = None) -> int | None:
+    """``create_ticket`` in the caller's transaction."""
+    now = time.time() if now is None else now
+    if event_id and conn.execute(sa.select(tickets.c.id).where(tickets.c.event_id == event_id)).first():
+        return None
+    if grid_code is None and device_id:
+        grid_code = conn.execute(sa.select(devices.c.grid_code).where(devices.c.id == device_id)).scalar()
+    village = village_of(conn, grid_code)
+    cal = calendar or Calendar.load(conn)
+    accept_due, resolve_due = _dues(cal, _sla(conn, category, severity, "village"), now)
+    ticket_id = conn.execute(tickets.insert().values(
+        category=category, severity=severity, state="dispatched", level="village", title=title,
+        description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
+        village_code=village, created_at=now, accept_due=accept_due, resolve_due=resolve_due,
+    )).inserted_primary_key[0]
+    _transition_row(conn, ticket_id, actor, "report", "reported", "reported", "village", None, now)
+    _transition_row(conn, ticket_id, "system", "dispatch", "reported", "dispatched", "village",
+                    f"grid {grid_code}" if grid_code else "no grid", now)
+    _notify(conn, ticket_id, "grid_workers", grid_code, "dispatched", now)
+    if severity == "urgent":
+        chain = area_chain(conn, village)
+        for target, level in zip(URGENT_TARGETS, ("town", "town", "county")):
+            _notify(conn, ticket_id, target, chain.get(level), "urgent", now)
+    return int(ticket_id)
 
 
 def ticket_for_event(engine: sa.Engine, event_id: str) -> int | None:

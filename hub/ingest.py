@@ -1,9 +1,10 @@
 """MQTT ingest: device events, status and heartbeats into the hub database.
 
-paho's network thread only queues messages. The ingest worker takes them in batches,
-stores each event id once in one transaction, commits, and only then acks the ids to
-their devices (duplicates are acked too, so the device stops resending). A malformed
-payload is counted and logged and never stops the batch.
+paho's network thread only queues messages. The ingest worker takes them in batches, stores
+each event id once in one transaction (an alarm together with its urgent ticket and the
+notifications of the five parties), commits, and only then acks the ids to their devices
+(duplicates are acked too, so the device stops resending). A malformed payload is counted and
+logged and never stops the batch.
 """
 
 from __future__ import annotations
@@ -200,10 +201,7 @@ class Ingest:
                     logger.warning("device=%s message refused by the database", m.device_id)
                     self._bad(m.msg, f"database refused it: {str(exc1)[:200]}")
         events = {m.value.id: m.value for m in stored if m.channel == "event"}
-        self._ack(events.values())
-        for ev in events.values():
-            if ev.type == "alarm":
-                self._open_alarm_ticket(ev)
+        self._ack(events.values())  # only now: each alarm's ticket was committed with it
         if self.rules:
             try:
                 rule_tickets.apply(self.engine, self.rules, [e for e in events.values() if e.type in ("motion", "face")])
@@ -223,6 +221,9 @@ class Ingest:
                 registry.ensure_devices(conn, {m.device_id for m in messages})
                 new = eventlog.store_events(conn, list(events.values()))
                 eventlog.merge_alarm_updates(conn, list(events.values()))
+                for ev in events.values():
+                    if ev.type == "alarm":  # once per event id: a resent alarm finds its ticket
+                        dispatch.open_alarm_ticket(conn, ev.device_id, ev.id, now)
                 for m in messages:
                     if m.channel == "status":
                         registry.set_status(conn, m.device_id, m.value, live=not m.msg.retain)
@@ -239,17 +240,6 @@ class Ingest:
         self.counters["events_new"] += new
         self.counters["events_duplicate"] += len(events) - new
         return messages
-
-    def _open_alarm_ticket(self, ev: Event) -> None:
-        """Every alarm opens an urgent ticket (once per event id), after the ack so that the
-        pillar's "received" LED never waits for it."""
-        try:
-            dispatch.create_ticket(self.engine, category="alarm", severity="urgent", source="alarm",
-                                   title="报警柱求助 / panic button", device_id=ev.device_id, event_id=ev.id,
-                                   now=time.time())
-        except sa.exc.SQLAlchemyError:
-            self.counters["db_errors"] += 1
-            logger.exception("device=%s cannot open a ticket for alarm %s", ev.device_id, ev.id)
 
     def send_command(self, device_id: str, cmd: Command) -> bool:
         """Publish a command to a device (QoS 1); False if the broker is not connected."""
