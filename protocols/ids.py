@@ -9,8 +9,9 @@ import time
 
 from . import ProtocolError
 
-_EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-_DEVICE_ID_RE = re.compile(r"[0-9]{20}")
+#: full-match patterns of the two identifiers (the API and its OpenAPI document use them too)
+EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+DEVICE_ID_RE = re.compile(r"[0-9]{20}")
 
 #: GB/T 28181 device type codes (digits 11-13 of the id) that Xueliang devices use.
 DEVICE_TYPES = {
@@ -52,14 +53,14 @@ class EventIdGenerator:
 
 
 def check_event_id(value: object) -> str:
-    if not isinstance(value, str) or not _EVENT_ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not EVENT_ID_RE.fullmatch(value):
         raise ProtocolError(f"event id must be a lowercase UUIDv7 string, got {str(value)[:60]!r}")
     return value
 
 
 def check_device_id(value: object) -> str:
     """Return ``value`` if it is a valid device id, else raise ``ProtocolError``."""
-    if not isinstance(value, str) or not _DEVICE_ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not DEVICE_ID_RE.fullmatch(value):
         raise ProtocolError(f"device id must be 20 digits (GB/T 28181), got {str(value)[:40]!r}")
     type_code = value[10:13]
     if type_code not in DEVICE_TYPES:

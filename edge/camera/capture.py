@@ -277,9 +277,18 @@ class LatestFrame:
     """The newest picture of a camera, for readers that want only the latest (the live view).
     It holds ``Picture``s only: no decoder object leaves the camera's thread."""
 
+    #: a reader within this many seconds keeps the camera thread making pictures
+    WANTED_S = 5.0
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.frame: Picture | None = None
+        self._asked = float("-inf")
+
+    def wanted(self) -> bool:
+        """True while someone reads (the live view): only then does the camera thread pay for a
+        picture per frame."""
+        return time.monotonic() - self._asked < self.WANTED_S
 
     def put(self, picture: Picture) -> None:
         if not isinstance(picture, Picture):
@@ -290,6 +299,7 @@ class LatestFrame:
 
     def wait_newer(self, index: int, timeout: float) -> Picture | None:
         """The latest frame if it is newer than ``index``, waiting up to ``timeout`` seconds."""
+        self._asked = time.monotonic()
         with self._cond:
             self._cond.wait_for(lambda: self.frame is not None and self.frame.index > index, timeout)
             frame = self.frame
@@ -393,6 +403,7 @@ class Camera:
                 self.frames += 1
                 self.last_frame_at = time.monotonic()
                 self._set_state(True, "frames arriving")
-                self.latest.put(item.picture())
+                if self.latest.wanted():
+                    self.latest.put(item.picture())
             self.on_item(item)
         return "end of stream"

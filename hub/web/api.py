@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from flask import Blueprint, current_app, g, jsonify
 
 from common.times import parse_time
+from protocols.ids import DEVICE_ID_RE, EVENT_ID_RE
 from protocols.messages import Command
 
 from .. import __version__, dispatch, eventlog, registry
@@ -16,8 +16,6 @@ from .base import api_auth, device_json, engine, event_json, user_prefix
 from .params import ApiError, arg_int, arg_text
 
 MAX_PAGE = 500
-DEVICE_ID = re.compile(r"[0-9]{20}")
-EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -33,7 +31,7 @@ def list_devices():
 @api.get("/devices/<device_id>")
 @api_auth
 def get_device(device_id: str):
-    if not DEVICE_ID.fullmatch(device_id):
+    if not DEVICE_ID_RE.fullmatch(device_id):
         raise ApiError(404, "not_found", f"no device {device_id[:40]!r}")
     items = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
                                   prefix=user_prefix(g.user), device_id=device_id)
@@ -57,7 +55,7 @@ def list_events():
     limit = arg_int("limit", 100, 1, MAX_PAGE)
     rows = eventlog.query_events(engine(), device=arg_text("device", max_len=20),
                                  type=arg_text("type", max_len=32), since=_parse_since(arg_text("since")),
-                                 before_id=arg_text("cursor", max_len=36, pattern=EVENT_ID), limit=limit,
+                                 before_id=arg_text("cursor", max_len=36, pattern=EVENT_ID_RE), limit=limit,
                                  prefix=user_prefix(g.user))
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return jsonify(items=[event_json(e) for e in rows], next_cursor=next_cursor)
@@ -70,7 +68,7 @@ def accept_alarm(alarm_id: str):
     "help coming"."""
     if not may(g.user["role"], "accept_alarms"):
         raise ApiError(403, "forbidden", "only operators and admins accept alarms")
-    if not EVENT_ID.fullmatch(alarm_id):
+    if not EVENT_ID_RE.fullmatch(alarm_id):
         raise ApiError(404, "not_found", f"no alarm {alarm_id[:40]!r}")
     alarm = eventlog.get_event(engine(), alarm_id, prefix=user_prefix(g.user))
     if alarm is None or alarm["type"] != "alarm":

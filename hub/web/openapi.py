@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocols.ids import DEVICE_ID_RE, EVENT_ID_RE
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -16,7 +18,7 @@ _COMMON = {"400": _err("A parameter or the body is not valid"), "401": _err("No 
            "404": _err("Not found (or outside your area)"), "413": _err("Body too large"),
            "429": _err("Too many wrong tokens from this address; try again later")}
 _TEXT = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
-_EVENT_ID = {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"}
+_EVENT_ID = {"type": "string", "pattern": f"^{EVENT_ID_RE.pattern}$"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2 ** 31 - 1}
 
 
@@ -95,7 +97,7 @@ def _document(version: str) -> dict[str, Any]:
             "/api/v1/devices/{device_id}": {"get": {
                 "summary": "One device inside the caller's area (404 outside it)",
                 "parameters": [{"name": "device_id", "in": "path", "required": True,
-                                "schema": {"type": "string", "pattern": "^[0-9]{20}$"}}],
+                                "schema": {"type": "string", "pattern": f"^{DEVICE_ID_RE.pattern}$"}}],
                 "responses": {"200": {"description": "The device"}, "404": err("No such device in your area")}}},
             "/api/v1/tickets": {
                 "get": {"summary": "Tickets in the caller's area, newest first (filters: state, level, category, "
