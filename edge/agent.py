@@ -9,6 +9,7 @@ from common.lifecycle import Lifecycle, LifecycleError
 from protocols.deviceconfig import EdgeConfig
 
 from . import __version__
+from .alarms import AlarmBook
 from .demo import DemoGenerator
 from .camera.faces import ModelError
 from .pillar.alarm import Pillar
@@ -43,12 +44,12 @@ class Agent:
         self.restart_requested = False
         self.meters = FpsMeters()
         self.store = Store(cfg.resolve(cfg.store.path), cfg.device.id, listeners=[])
+        self.alarms = AlarmBook(self.store, window_s=cfg.web.alarm_window_s if cfg.web else 1800.0)
         self.pillar: Pillar | None = None
         if cfg.pillar is not None:
-            self.pillar = Pillar(cfg.pillar, self.store, port=str(cfg.resolve(cfg.pillar.port)))
+            self.pillar = Pillar(cfg.pillar, self.store, self.alarms, port=str(cfg.resolve(cfg.pillar.port)))
         self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}",
-                               on_acked=self.pillar.on_acked if self.pillar else None,
-                               on_command=self.pillar.on_command if self.pillar else None)
+                               on_acked=self.alarms.received, on_sent=self.alarms.sent, on_command=self.alarms.apply)
         self.store.listeners.append(self.sync.notify)
         components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
         if self.pillar is not None:
@@ -70,7 +71,7 @@ class Agent:
         if cfg.web is not None:
             from .web import EventFeed, LanPage, WebContext
             self.web = LanPage(WebContext(cfg, cfg.web, self.store, EventFeed(), vision=self.vision,
-                                          pillar=self.pillar, sync=self.sync, meters=self.meters))
+                                          pillar=self.pillar, sync=self.sync, meters=self.meters, alarms=self.alarms))
             components.append(("web", self.web))
         if cfg.provisioning is not None:
             if config_path is None:

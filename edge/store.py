@@ -60,6 +60,37 @@ def m003_users(db: Database) -> None:
                        not_null={"password_hash", "role", "created_at"})
 
 
+@migrations()
+def m004_alarms_and_commands(db: Database) -> None:
+    """Each alarm's state (pressed → sent → received → help_coming → closed), kept by
+    ``edge.alarms``; and the ids of hub commands already applied, so each is applied once."""
+    db["alarms"].create({"id": str, "state": str, "ts": float, "presses": int, "updated_at": float,
+                         "by": str, "via": str}, pk="id", not_null={"state", "ts", "presses", "updated_at"})
+    db["alarms"].create_index(["ts"])
+    db["applied_commands"].create({"id": str, "command": str, "applied_at": float}, pk="id",
+                                  not_null={"command", "applied_at"})
+    # alarms stored before this version: received if the hub has them, help coming if acknowledged
+    db.execute("INSERT INTO alarms (id, state, ts, presses, updated_at) SELECT id, CASE "
+               "WHEN id IN (SELECT json_extract(data, '$.alarm_id') FROM events WHERE type = 'alarm_ack') "
+               "THEN 'help_coming' WHEN synced_at IS NOT NULL THEN 'received' ELSE 'pressed' END, ts, "
+               "coalesce(json_extract(data, '$.presses'), 1), created_at FROM events WHERE type = 'alarm'")
+
+
+#: an alarm's states on the device, in order; a state never goes back
+ALARM_STATES = ("pressed", "sent", "received", "help_coming", "closed")
+
+
+@dataclass(frozen=True)
+class AlarmRow:
+    id: str
+    state: str
+    ts: float
+    presses: int
+    updated_at: float
+    by: str | None
+    via: str | None
+
+
 class StoreError(Exception):
     """The store cannot take a write (disk full, file damaged)."""
 
@@ -161,6 +192,14 @@ class Store:
                 self._conn.executemany(
                     "INSERT INTO outbox (seq, event_id, priority, payload) VALUES (?,?,?,?)",
                     [(e.seq, e.id, e.priority, encode_event(e)) for e in events])
+                # an alarm's state row is born with its event (edge.alarms owns it from here)
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO alarms (id, state, ts, presses, updated_at) VALUES (?,?,?,?,?)",
+                    [(e.id, "pressed", e.ts, int(e.data.get("presses", 1)), now) for e in events if e.type == "alarm"])
+                self._conn.executemany(
+                    "UPDATE alarms SET presses = max(presses, ?), updated_at = ? WHERE id = ?",
+                    [(int(e.data.get("presses", 1)), now, e.data.get("alarm_id")) for e in events
+                     if e.type == "alarm_update" and isinstance(e.data.get("presses"), int)])
                 self._conn.commit()
             except sqlite3.Error as exc:
                 self._conn.rollback()
@@ -184,6 +223,63 @@ class Store:
                 self._conn.execute(f"UPDATE events SET synced_at = ? WHERE id IN ({marks}) AND synced_at IS NULL",
                                    [now, *chunk])
         return removed
+
+    # --- alarm states and applied commands (written only by edge.alarms) -------------------
+
+    def advance_alarms(self, alarm_ids: Iterable[str], state: str, *, by: str | None = None,
+                       via: str | None = None, command_id: str | None = None,
+                       command: str | None = None) -> list[str] | None:
+        """Move alarms forward to ``state`` (never back) in one fsynced transaction; with
+        ``command_id``, record the command as applied in the same transaction. Returns the ids that
+        moved, or None if ``command_id`` was applied before (nothing changes then)."""
+        rank = ALARM_STATES.index(state)
+        ids = list(alarm_ids)
+        now = time.time()
+        moved: list[str] = []
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                if command_id is not None:
+                    done = self._conn.execute("INSERT OR IGNORE INTO applied_commands (id, command, applied_at) "
+                                              "VALUES (?,?,?)", (command_id, command or "", now)).rowcount
+                    if not done:
+                        self._conn.rollback()
+                        return None
+                for alarm_id in ids:
+                    row = self._conn.execute("SELECT state FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
+                    if row is None or ALARM_STATES.index(row[0]) >= rank:
+                        continue
+                    self._conn.execute("UPDATE alarms SET state = ?, updated_at = ?, by = coalesce(?, by), "
+                                       "via = coalesce(?, via) WHERE id = ?", (state, now, by, via, alarm_id))
+                    moved.append(alarm_id)
+                self._conn.commit()
+            except sqlite3.Error as exc:
+                self._conn.rollback()
+                raise StoreError(f"cannot change alarm states in {self.path}: {exc}") from exc
+        if moved:
+            for listener in self.listeners:
+                listener()
+        return moved
+
+    def alarms(self, *, since: float | None = None, ids: Iterable[str] | None = None,
+               limit: int = 100) -> list[AlarmRow]:
+        """Alarms newest first (those since ``since``, or those of ``ids``)."""
+        sql = "SELECT id, state, ts, presses, updated_at, by, via FROM alarms"
+        args: list[Any] = []
+        if ids is not None:
+            wanted = list(ids)[:500]
+            sql += f" WHERE id IN ({','.join('?' * len(wanted))})" if wanted else " WHERE 0"
+            args += wanted
+        elif since is not None:
+            sql += " WHERE ts >= ?"
+            args.append(since)
+        with self._reading() as conn:
+            rows = conn.execute(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*args, limit]).fetchall()
+        return [AlarmRow(*r) for r in rows]
+
+    def command_applied(self, command_id: str) -> bool:
+        with self._reading() as conn:
+            return conn.execute("SELECT 1 FROM applied_commands WHERE id = ?", (command_id,)).fetchone() is not None
 
     # --- reads --------------------------------------------------------------------------
 

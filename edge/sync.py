@@ -5,7 +5,12 @@ hub's status go into a queue); the sync worker owns the outbox cursor. The worke
 the outbox lane by lane (alarm first, then by sequence) with a bounded in-flight window;
 urgent events may go beyond the window, so an alarm never waits behind a backlog. An event
 leaves the outbox only when the hub acks it; whatever was in flight is sent again after a
-reconnect, when the hub comes back online, or when no ack came within ``ack_timeout_s``.
+reconnect, when the hub comes back online (or a new hub run is seen: the hub's status names its
+run), or when no ack came within ``ack_timeout_s`` while the hub is online; while the hub is known
+to be away nothing is resent (resends would only queue at the broker in front of new alarms).
+
+Hub commands go to ``on_command``, which applies each command id once; the ids are acked on
+``cmd_ack`` once applied (or found applied before), so the hub stops sending them.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import paho.mqtt.client as mqtt
 from common.mqtt import make_client, on_connack
 from protocols import ProtocolError, topics
 from protocols.deviceconfig import EdgeConfig
-from protocols.messages import (Command, Heartbeat, Priority, Status, decode_ack, decode_command,
-                                decode_hub_status, encode_heartbeat, encode_status)
+from protocols.messages import (Command, Heartbeat, HubStatus, Priority, Status, decode_ack, decode_command,
+                                decode_hub_status, encode_command_ack, encode_heartbeat, encode_status)
 
 from .config import mqtt_password
 from .store import Store
@@ -77,17 +82,21 @@ class SyncEngine:
     def __init__(self, cfg: EdgeConfig, store: Store, meters: FpsMeters | None = None, *,
                  software: str = "", on_fatal: Callable[[str], None] | None = None,
                  on_acked: Callable[[list[str]], None] | None = None,
-                 on_command: Callable[[Command], None] | None = None):
+                 on_sent: Callable[[list[str]], None] | None = None,
+                 on_command: Callable[[Command], object] | None = None):
         self.cfg = cfg
         self.store = store
         self.meters = meters or FpsMeters()
         self.device_id = cfg.device.id
         self.on_fatal = on_fatal
         self.on_acked = on_acked
+        self.on_sent = on_sent
         self.on_command = on_command
         self.fatal: str | None = None
-        self.counters = {"published": 0, "acked": 0, "bad_acks": 0, "resends": 0, "connects": 0}
+        self.counters = {"published": 0, "acked": 0, "bad_acks": 0, "resends": 0, "connects": 0,
+                         "commands": 0, "commands_failed": 0}
         self.hub_online: bool | None = None
+        self.hub_boot: str | None = None
         self.last_hub_contact: float | None = None
         self._started = time.monotonic()
         self._software = software
@@ -226,17 +235,20 @@ class SyncEngine:
                 acked.extend(value)  # type: ignore[arg-type]
                 self.last_hub_contact = time.time()
             elif kind == "hub":
-                came_back = value == "online" and self.hub_online is not True
-                self.hub_online = value == "online"
+                status: HubStatus = value  # type: ignore[assignment]
+                online = status.state == "online"
+                new_run = online and status.boot is not None and self.hub_boot not in (None, status.boot)
+                came_back = online and (self.hub_online is not True or new_run)
+                self.hub_online = online
+                if status.boot is not None:
+                    self.hub_boot = status.boot
                 resend = resend or came_back
                 if came_back:
-                    logger.info("device=%s hub is online", self.device_id)
+                    logger.info("device=%s hub is online%s", self.device_id, " (a new run)" if new_run else "")
             elif kind == "resend":
                 resend = True
             elif kind == "cmd":
-                logger.info("device=%s command from the hub: %s", self.device_id, value)
-                if self.on_command:
-                    self.on_command(value)  # type: ignore[arg-type]
+                self._command(value)  # type: ignore[arg-type]
         if acked:
             removed = self.store.mark_synced(acked)
             self.counters["acked"] += removed
@@ -246,6 +258,19 @@ class SyncEngine:
                 self.on_acked(acked)
         if resend:
             self._rewind()
+
+    def _command(self, cmd: Command) -> None:
+        logger.info("device=%s command from the hub: %s", self.device_id, cmd)
+        self.counters["commands"] += 1
+        try:
+            if self.on_command:
+                self.on_command(cmd)
+        except Exception:  # not applied: no ack, so the hub sends it again
+            self.counters["commands_failed"] += 1
+            logger.exception("device=%s command %s failed; the hub will send it again", self.device_id, cmd.id)
+            return
+        if cmd.id is not None:
+            self._client.publish(topics.command_ack(self.device_id), encode_command_ack([cmd.id]), qos=1)
 
     def _rewind(self) -> None:
         """Send everything unacked again, from the front of each lane."""
@@ -257,6 +282,8 @@ class SyncEngine:
     def _check_timeouts(self) -> None:
         if not self._inflight:
             return
+        if self.hub_online is False:
+            return  # the hub's session queues what was sent; its return rewinds
         oldest = min(self._inflight.values())
         if time.monotonic() - oldest > self.cfg.sync.ack_timeout_s:
             logger.warning("device=%s %d event(s) not acked within %.0f s; sending again", self.device_id,
@@ -272,13 +299,19 @@ class SyncEngine:
             if limit <= 0:
                 continue
             rows = self.store.fetch_lane(lane, self._cursor[lane], limit)
+            sent: list[str] = []
             for row in rows:
                 info = self._client.publish(event_topic, row.payload, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    return  # connection dropped: the next connect rewinds
+                    break  # connection dropped: the next connect rewinds
                 self._inflight[row.event_id] = now
                 self._cursor[lane] = row.seq
-            self.counters["published"] += len(rows)
+                sent.append(row.event_id)
+            self.counters["published"] += len(sent)
+            if sent and lane == Priority.URGENT and self.on_sent:
+                self.on_sent(sent)
+            if len(sent) < len(rows):
+                return
             room -= len(rows)
             if len(rows) == limit:
                 self._wake.set()  # more is waiting in this lane

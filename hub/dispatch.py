@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -104,7 +105,7 @@ def _dues(cal: Calendar, sla: Sla, start: float) -> tuple[float, float]:
     return start + sla.accept_min * 60, start + sla.resolve_min * 60
 
 
-def _transition_row(conn, ticket_id: int, actor: str, action: str, frm: str, to: str, level: str,
+def transition_row(conn, ticket_id: int, actor: str, action: str, frm: str, to: str, level: str,
                     reason: str | None, at: float) -> None:
     conn.execute(ticket_transitions.insert().values(ticket_id=ticket_id, actor=actor, action=action,
                                                     from_state=frm, to_state=to, level=level, reason=reason, at=at))
@@ -139,13 +140,6 @@ def create_ticket(engine: sa.Engine, *, category: str, title: str, source: str, 
                            now=now, calendar=calendar)
 
 
-def open_alarm_ticket(conn: sa.Connection, device_id: str, event_id: str, now: float) -> int | None:
-    """The one way an alarm opens its ticket: urgent, routed at once, the five parties notified;
-    in the caller's transaction (ingest stores the alarm and its ticket together, then acks)."""
-    return open_ticket(conn, category="alarm", severity="urgent", source="alarm", title="报警柱求助 / panic button",
-                       device_id=device_id, event_id=event_id, now=now)
-
-
 def open_ticket(conn: sa.Connection, *, category: str, title: str, source: str, actor: str = "system",
                 severity: str = "normal", description: str | None = None, grid_code: str | None = None,
                 device_id: str | None = None, event_id: str | None = None, now: float | None = None,
@@ -164,8 +158,8 @@ def open_ticket(conn: sa.Connection, *, category: str, title: str, source: str, 
         description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
         village_code=village, created_at=now, accept_due=accept_due, resolve_due=resolve_due,
     )).inserted_primary_key[0]
-    _transition_row(conn, ticket_id, actor, "report", "reported", "reported", "village", None, now)
-    _transition_row(conn, ticket_id, "system", "dispatch", "reported", "dispatched", "village",
+    transition_row(conn, ticket_id, actor, "report", "reported", "reported", "village", None, now)
+    transition_row(conn, ticket_id, "system", "dispatch", "reported", "dispatched", "village",
                     f"grid {grid_code}" if grid_code else "no grid", now)
     _notify(conn, ticket_id, "grid_workers", grid_code, "dispatched", now)
     if severity == "urgent":
@@ -186,13 +180,24 @@ def get_ticket(engine: sa.Engine, ticket_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+#: called in the transaction of a change: (connection, ticket before, action, actor, now)
+Effects = Callable[[sa.Connection, dict[str, Any], str, str, float], None]
+
+
+def is_alarm_ticket(ticket: dict[str, Any]) -> bool:
+    return ticket["source"] == "alarm" and ticket["event_id"] is not None
+
+
 def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: str | None = None,
         grid_code: str | None = None, merged_into: int | None = None, now: float | None = None,
-        calendar: Calendar | None = None, scope: str | None = None) -> dict[str, Any]:
+        calendar: Calendar | None = None, scope: str | None = None, effects: Effects | None = None
+        ) -> dict[str, Any]:
     """Apply ``action`` to a ticket; raise ``DispatchError`` if it is not allowed from the
     ticket's state and ``Conflict`` if another change won the race. Returns the new ticket.
     ``scope`` is the actor's area prefix (see hub.access; None: the whole county): a merge target
-    and a transfer grid must lie inside it, and a merge target must still be open."""
+    and a transfer grid must lie inside it, and a merge target must still be open. ``effects``
+    runs in the same transaction once the change is made; an alarm's ticket changes only with
+    the effects of ``hub.alarms`` (its commands to the pillar), so only through that module."""
     if action not in ACTIONS:
         raise DispatchError(f"unknown action {action!r}")
     sources, target = ACTIONS[action]
@@ -202,6 +207,8 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
         if row is None:
             raise DispatchError(f"no ticket {ticket_id}")
         state = row["state"]
+        if is_alarm_ticket(row) and effects is None:
+            raise DispatchError(f"ticket {ticket_id} is an alarm's: it changes through hub.alarms")
         if state not in sources:
             raise DispatchError(f"cannot {action} a ticket that is {state} ({STATES[state]})")
         if action in ("send_back", "reject", "void", "transfer", "progress") and not reason:
@@ -248,9 +255,11 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
                               .where(tickets.c.supervise_count == row["supervise_count"]).values(**values))
         if result.rowcount != 1:
             raise Conflict(f"ticket {ticket_id} was changed by someone else; reload it")
-        _transition_row(conn, ticket_id, actor, action, state, new_state, row["level"], reason, now)
+        transition_row(conn, ticket_id, actor, action, state, new_state, row["level"], reason, now)
         if action == "transfer":
             _notify(conn, ticket_id, "grid_workers", grid_code, "transferred", now)
+        if effects is not None:
+            effects(conn, dict(row), action, actor, now)
         return dict(conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first())
 
 
@@ -278,7 +287,7 @@ def escalate_overdue(engine: sa.Engine, *, now: float | None = None, calendar: C
                                 .where(tickets.c.state == t["state"]).values(**values)).rowcount
             if done != 1:
                 continue
-            _transition_row(conn, t["id"], "system", "escalate", t["state"], t["state"], level,
+            transition_row(conn, t["id"], "system", "escalate", t["state"], t["state"], level,
                             f"{t['level']} missed the {missed} deadline", now)
             chain = area_chain(conn, t["village_code"])
             _notify(conn, t["id"], f"{level}_centre", chain.get(level), f"escalated:{missed}", now)

@@ -16,16 +16,16 @@ from .schema import devices, events
 logger = logging.getLogger(__name__)
 
 
-def store_events(conn: sa.Connection, batch: list[Event]) -> int:
-    """Insert events not stored yet (by id); returns how many were new. Runs in the caller's
+def store_events(conn: sa.Connection, batch: list[Event]) -> set[str]:
+    """Insert events not stored yet (by id); returns the ids that were new. Runs in the caller's
     transaction: the caller acks only after it commits."""
     if not batch:
-        return 0
+        return set()
     now = time.time()
     rows = [{"id": e.id, "device_id": e.device_id, "type": e.type, "priority": e.priority, "ts": e.ts,
              "seq": e.seq, "data": e.data, "stored_at": now} for e in batch]
     stmt = insert_ignore(events, conn.dialect.name).returning(events.c.id)
-    return len(conn.execute(stmt, rows).fetchall())
+    return {r[0] for r in conn.execute(stmt, rows).fetchall()}
 
 
 def _in_scope(prefix: str | None):

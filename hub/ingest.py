@@ -4,7 +4,8 @@ paho's network thread only queues messages. The ingest worker takes them in batc
 each event id once in one transaction (an alarm together with its urgent ticket and the
 notifications of the five parties), commits, and only then acks the ids to their devices
 (duplicates are acked too, so the device stops resending). A malformed payload is counted and
-logged and never stops the batch.
+logged and never stops the batch. Command acks (``cmd_ack``) mark the hub's commands applied; a
+device's live birth makes its unacked commands due again (``hub.commands``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,10 +24,10 @@ import sqlalchemy as sa
 
 from common.mqtt import make_client, on_connack
 from protocols import ProtocolError, topics
-from protocols.messages import (Command, Event, decode_event, decode_heartbeat, decode_status, encode_ack,
-                                encode_command, encode_hub_status)
+from protocols.messages import (Event, decode_command_ack, decode_event, decode_heartbeat, decode_status,
+                                encode_ack, encode_hub_status)
 
-from . import dispatch, eventlog, registry
+from . import alarms, commands, eventlog, registry
 from . import rules as rule_tickets
 
 logger = logging.getLogger(__name__)
@@ -51,21 +53,26 @@ class IngestError(Exception):
 class Ingest:
     def __init__(self, engine: sa.Engine, *, host: str, port: int, username: str, password: str,
                  client_id: str = "xl-hub-ingest", share_group: str | None = None, tls: bool = False,
-                 ca_file: str | None = None, batch_max: int = 500, rules: list | None = None):
+                 ca_file: str | None = None, batch_max: int = 500, rules: list | None = None,
+                 on_device_online=None):
         self.engine = engine
+        #: called (ingest thread) after a batch in which devices came online: their commands are due
+        self.on_device_online = on_device_online
+        #: names this run of the hub in its status, so devices notice a restart without its "offline"
+        self.boot = uuid.uuid4().hex[:16]
         self.rules = rules or []
         self.batch_max = batch_max
         self.share_group = share_group
         self.fatal: str | None = None
         # fixed keys: the web thread copies this dict while the worker updates it
-        self.counters = {"events_new": 0, "events_duplicate": 0, "malformed": 0, "db_errors": 0}
+        self.counters = {"events_new": 0, "events_duplicate": 0, "malformed": 0, "db_errors": 0, "command_acks": 0}
         self._host, self._port = host, port
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._worker = threading.Thread(target=self._run, name="ingest", daemon=True)
         client = make_client(client_id, username=username, password=password, clean_session=False,
-                             will=(topics.hub_status(), encode_hub_status("offline", time.time())),
+                             will=(topics.hub_status(), encode_hub_status("offline", time.time(), self.boot)),
                              tls=tls, ca_file=ca_file, max_inflight=1000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -84,7 +91,7 @@ class Ingest:
         self._stop.set()
         self._worker.join(timeout=10)
         if self._connected.is_set():
-            info = self._client.publish(topics.hub_status(), encode_hub_status("offline", time.time()),
+            info = self._client.publish(topics.hub_status(), encode_hub_status("offline", time.time(), self.boot),
                                         qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=2)
@@ -108,8 +115,8 @@ class Ingest:
                                                                   reason)):
             return
         client.subscribe([(topics.all_devices(ch, self.share_group), 1)
-                          for ch in ("event", "status", "heartbeat")])
-        client.publish(topics.hub_status(), encode_hub_status("online", time.time()), qos=1, retain=True)
+                          for ch in ("event", "status", "heartbeat", "cmd_ack")])
+        client.publish(topics.hub_status(), encode_hub_status("online", time.time(), self.boot), qos=1, retain=True)
         self._connected.set()
         logger.info("ingest connected to %s:%s", self._host, self._port)
 
@@ -169,6 +176,8 @@ class Ingest:
                     out.append(_Message(msg, device_id, "status", decode_status(msg.payload)))
                 elif channel == "heartbeat":
                     out.append(_Message(msg, device_id, "heartbeat", decode_heartbeat(msg.payload)))
+                elif channel == "cmd_ack":
+                    out.append(_Message(msg, device_id, "cmd_ack", decode_command_ack(msg.payload)))
                 else:
                     raise ProtocolError(f"devices do not publish on {channel!r}")
             except ProtocolError as exc:
@@ -216,19 +225,29 @@ class Ingest:
             if m.channel == "event":
                 events[m.value.id] = m.value
         now = time.time()
+        online: set[str] = set()
+        acks = 0
         try:
             with self.engine.begin() as conn:
                 registry.ensure_devices(conn, {m.device_id for m in messages})
-                new = eventlog.store_events(conn, list(events.values()))
+                new_ids = eventlog.store_events(conn, list(events.values()))
                 eventlog.merge_alarm_updates(conn, list(events.values()))
                 for ev in events.values():
                     if ev.type == "alarm":  # once per event id: a resent alarm finds its ticket
-                        dispatch.open_alarm_ticket(conn, ev.device_id, ev.id, now)
+                        alarms.open_alarm_ticket(conn, ev.device_id, ev.id, now)
+                    elif ev.type == "alarm_ack" and ev.id in new_ids:
+                        alarms.lan_acknowledged(conn, ev, now)
                 for m in messages:
                     if m.channel == "status":
-                        registry.set_status(conn, m.device_id, m.value, live=not m.msg.retain)
+                        live = not m.msg.retain
+                        registry.set_status(conn, m.device_id, m.value, live=live)
+                        if live and m.value.state == "online":
+                            commands.wake(conn, device_id=m.device_id, now=now)
+                            online.add(m.device_id)
                     elif m.channel == "heartbeat":
                         registry.set_heartbeat(conn, m.device_id, asdict(m.value))
+                    elif m.channel == "cmd_ack":
+                        acks += commands.acked(conn, m.device_id, m.value, now)
                 for device_id in {e.device_id for e in events.values()}:
                     registry.touch(conn, device_id, now)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -237,15 +256,18 @@ class Ingest:
             if exc.connection_invalidated:
                 raise _DatabaseAway() from exc
             raise
-        self.counters["events_new"] += new
-        self.counters["events_duplicate"] += len(events) - new
+        self.counters["events_new"] += len(new_ids)
+        self.counters["events_duplicate"] += len(events) - len(new_ids)
+        self.counters["command_acks"] += acks
+        if online and self.on_device_online:
+            self.on_device_online()
         return messages
 
-    def send_command(self, device_id: str, cmd: Command) -> bool:
-        """Publish a command to a device (QoS 1); False if the broker is not connected."""
+    def publish_command(self, device_id: str, payload: bytes) -> bool:
+        """Publish an encoded command to a device (QoS 1); False if the broker is not connected."""
         if not self._connected.is_set():
             return False
-        info = self._client.publish(topics.command(device_id), encode_command(cmd), qos=1)
+        info = self._client.publish(topics.command(device_id), payload, qos=1)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _ack(self, events) -> None:

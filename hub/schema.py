@@ -166,6 +166,11 @@ notifications = sa.Table(
     sa.Column("scope_code", sa.String(19)),
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # revision 0010: delivered (a channel got it: console stream, webhook), acknowledged by whom
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("acked_at", sa.Float),
+    sa.Column("acked_by", sa.String(64)),
+    sa.Index("ix_notifications_ticket", "ticket_id"),
 )
 calendar_days = sa.Table(
     "calendar_days", metadata,
@@ -192,6 +197,36 @@ ticket_photos = sa.Table(  # revision 0007
     sa.Column("jpeg", sa.LargeBinary, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_ticket_photos_ticket", "ticket_id"),
+)
+device_commands = sa.Table(  # revision 0010: the durable hub -> device command outbox
+    "device_commands", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(20), nullable=False),
+    sa.Column("command", sa.String(32), nullable=False),
+    sa.Column("alarm_id", sa.String(36)),
+    sa.Column("by", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("due_at", sa.Float),  # next send; NULL once acked
+    sa.Column("sent_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_sent_at", sa.Float),
+    sa.Column("acked_at", sa.Float),
+    sa.Index("ix_device_commands_due", "due_at"),
+    sa.Index("ix_device_commands_device", "device_id", "acked_at"),
+)
+webhook_deliveries = sa.Table(  # revision 0010: one row per notification and webhook
+    "webhook_deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("notification_id", sa.Integer, sa.ForeignKey("notifications.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("webhook", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", sa.Float),  # NULL once delivered or given up
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("failed_at", sa.Float),
+    sa.Column("last_error", sa.String(200)),
+    sa.Index("ix_webhook_deliveries_next", "next_at"),
 )
 audit_log = sa.Table(
     "audit_log", metadata,

@@ -13,6 +13,7 @@ from common.webserver import WebServer
 
 from . import auth, dispatch
 from .broker import Credentials, EmbeddedBroker
+from .commands import CommandSender
 from .config import HubConfig
 from .db import make_engine, migrate
 from .ingest import Ingest
@@ -100,17 +101,21 @@ class Hub:
                                  ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None,
                                  batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules)
         components.append(("ingest", self.ingest))
+        self.commands = CommandSender(self.engine, self.ingest.publish_command, connected=lambda: self.ingest.connected)
+        self.ingest.on_device_online = self.commands.wake
+        components.append(("commands", self.commands))
         self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
         components.append(("escalator", self.escalator))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
-                         send_command=self.ingest.send_command)
+                         commands_due=self.commands.wake)
         self.web = WebServer(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads, ident="xueliang-hub")
         components.append(("web", self.web))
         self.lifecycle = Lifecycle(components)
 
     def health(self) -> dict:
-        return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters)}
+        return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters),
+                "commands": dict(self.commands.counters)}
 
     def run(self) -> None:
         logger.info("hub starting: web http://%s:%d/", self.cfg.web.host, self.web.port)

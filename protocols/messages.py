@@ -283,40 +283,64 @@ def decode_heartbeat(payload: bytes | str) -> Heartbeat:
 # --- hub status -----------------------------------------------------------------------------
 
 
-def encode_hub_status(state: str, ts: float) -> bytes:
+@dataclass(frozen=True)
+class HubStatus:
+    """The hub's link state. ``boot`` (optional, v1 addition) names one run of the hub: a device
+    that sees a new ``boot`` knows the hub restarted even if it never saw its ``offline``."""
+
+    state: str
+    ts: float
+    boot: str | None = None
+
+
+def encode_hub_status(state: str, ts: float, boot: str | None = None) -> bytes:
     if state not in LINK_STATES:
         raise ProtocolError(f"state must be one of {LINK_STATES}")
-    return _dumps({"schema_version": SCHEMA_VERSION, "state": state, "ts": ts})
+    obj: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "state": state, "ts": ts}
+    if boot is not None:
+        obj["boot"] = boot
+    return _dumps(obj)
 
 
-def decode_hub_status(payload: bytes | str) -> str:
+def decode_hub_status(payload: bytes | str) -> HubStatus:
     obj = _loads(payload)
     state = _field(obj, "state", str)
     if state not in LINK_STATES:
         raise ProtocolError(f"state must be one of {LINK_STATES}, got {state[:20]!r}")
-    return state
+    boot = _text(obj, "boot", limit=64)
+    return HubStatus(state=state, ts=_timestamp(obj, "ts"), boot=boot)
 
 
 # --- commands (hub -> device) -----------------------------------------------------------------
 
-COMMANDS = ("help_coming",)
+#: ``help_coming``: someone at the centre (or the village monitor) accepted alarm ``alarm_id``;
+#: ``alarm_closed``: the alarm's ticket was closed, the pillar and the LAN page stand down
+COMMANDS = ("help_coming", "alarm_closed")
+ALARM_COMMANDS = COMMANDS
 
 
 @dataclass(frozen=True)
 class Command:
-    """``help_coming``: someone accepted the alarm ``alarm_id``; the pillar's LED says so."""
+    """A hub -> device command. ``id`` (v1 addition) makes it durable: the hub sends it again until
+    the device acks the id on ``cmd_ack``, and the device applies each id once; ``expires`` (unix
+    seconds) is when the hub stops sending it; ``by`` is who caused it (a user name)."""
 
     command: str
     ts: float
     alarm_id: str | None = None
+    id: str | None = None
+    expires: float | None = None
+    by: str | None = None
 
 
 def encode_command(cmd: Command) -> bytes:
     if cmd.command not in COMMANDS:
         raise ProtocolError(f"unknown command {cmd.command!r}")
     obj: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": cmd.command, "ts": cmd.ts}
-    if cmd.alarm_id is not None:
-        obj["alarm_id"] = cmd.alarm_id
+    for name in ("alarm_id", "id", "expires", "by"):
+        value = getattr(cmd, name)
+        if value is not None:
+            obj[name] = value
     return _dumps(obj)
 
 
@@ -326,5 +350,20 @@ def decode_command(payload: bytes | str) -> Command:
     if command not in COMMANDS:
         raise ProtocolError(f"unknown command {command[:40]!r}")
     alarm_id = obj.get("alarm_id")
+    cmd_id = obj.get("id")
+    if command in ALARM_COMMANDS and alarm_id is None:
+        raise ProtocolError(f"{command} needs alarm_id")
     return Command(command=command, ts=_timestamp(obj, "ts"),
-                   alarm_id=check_event_id(alarm_id) if alarm_id is not None else None)
+                   alarm_id=check_event_id(alarm_id) if alarm_id is not None else None,
+                   id=check_event_id(cmd_id) if cmd_id is not None else None,
+                   expires=_timestamp(obj, "expires") if obj.get("expires") is not None else None,
+                   by=_text(obj, "by", limit=64))
+
+
+def encode_command_ack(ids: list[str]) -> bytes:
+    """``cmd_ack``: the ids of commands the device has applied (or had applied before)."""
+    return encode_ack(ids)
+
+
+def decode_command_ack(payload: bytes | str) -> list[str]:
+    return decode_ack(payload)

@@ -7,6 +7,7 @@ Layout (v1)::
     xl/v1/dev/<device_id>/status      edge -> hub   birth / last will (QoS 1, retained)
     xl/v1/dev/<device_id>/heartbeat   edge -> hub   health figures (QoS 0)
     xl/v1/dev/<device_id>/cmd         hub -> edge   commands, e.g. "help coming" (QoS 1)
+    xl/v1/dev/<device_id>/cmd_ack     edge -> hub   ids of the commands the device has applied (QoS 1)
     xl/v1/hub/status                  hub -> edges  hub online / offline (QoS 1, retained)
 """
 
@@ -16,9 +17,9 @@ from .ids import check_device_id
 from . import ProtocolError
 
 PREFIX = "xl/v1"
-DEVICE_CHANNELS = ("event", "ack", "status", "heartbeat", "cmd")
+DEVICE_CHANNELS = ("event", "ack", "status", "heartbeat", "cmd", "cmd_ack")
 #: channels a device publishes on, and those it receives
-DEVICE_PUBLISHES = ("event", "status", "heartbeat")
+DEVICE_PUBLISHES = ("event", "status", "heartbeat", "cmd_ack")
 DEVICE_RECEIVES = ("ack", "cmd")
 
 
@@ -44,6 +45,10 @@ def heartbeat(device_id: str) -> str:
 
 def command(device_id: str) -> str:
     return _device(device_id, "cmd")
+
+
+def command_ack(device_id: str) -> str:
+    return _device(device_id, "cmd_ack")
 
 
 def hub_status() -> str:

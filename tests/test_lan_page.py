@@ -97,11 +97,12 @@ def test_monitor_logs_in_watches_live_sees_events_and_acknowledges_an_alarm(lan,
 
     # the pillar is pressed: banner; acknowledge it from the page
     sim.click()
-    banner = page.locator("#alarms .banner")
+    banner = page.locator("#alarms .banner.waiting")
     expect(banner).to_be_visible(timeout=10000)
     page.screenshot(path=str(SHOTS / "lan-alarm.png"))
     banner.locator("button.ack").click()
     expect(banner).to_have_count(0, timeout=10000)
+    expect(page.locator("#alarms .banner.help-coming .state")).to_contain_text("monitor")
     wait_for(lambda: sim.led == sf.Led.HELP_COMING, 10, "the pillar LED to show help coming")
     with hub.engine.connect() as conn:
         import sqlalchemy as sa

@@ -133,7 +133,11 @@ def test_only_operators_acknowledge(app):
     assert client.get("/api/alarms").get_json()["items"][0]["id"] == alarm.id
     resp = client.post(f"/api/alarms/{alarm.id}/ack", headers={"X-CSRF-Token": token})
     assert resp.status_code == 200
-    assert client.get("/api/alarms").get_json()["items"] == []
+    # the banner stays, calm, saying who acknowledged it; nothing waits any more
+    [item] = client.get("/api/alarms").get_json()["items"]
+    assert (item["id"], item["state"], item["waiting"], item["by"], item["via"]) == (alarm.id, "help_coming", False,
+                                                                                    "op", "lan")
+    assert client.post(f"/api/alarms/{alarm.id}/ack", headers={"X-CSRF-Token": token}).status_code == 404
     ack = store.events(type="alarm_ack")[0]
     assert ack["data"] == {"alarm_id": alarm.id, "by": "op", "via": "lan"} and ack["priority"] == 3
 

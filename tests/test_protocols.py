@@ -87,7 +87,8 @@ def test_other_messages_round_trip():
     assert decode_status(encode_status(st)) == st
     hb = Heartbeat(ts=1.7e9, uptime_s=5.0, disk_free_bytes=10, outbox_depth=3, cameras={"cam1": 25.0})
     assert decode_heartbeat(encode_heartbeat(hb)) == hb
-    assert decode_hub_status(encode_hub_status("offline", 1.7e9)) == "offline"
+    assert decode_hub_status(encode_hub_status("offline", 1.7e9)).state == "offline"
+    assert decode_hub_status(encode_hub_status("online", 1.7e9, boot="b1")).boot == "b1"
     with pytest.raises(ProtocolError):
         decode_status(b'{"schema_version": 1, "state": "sleeping", "ts": 1700000000}')
     with pytest.raises(ProtocolError):

@@ -3,8 +3,9 @@
 A press is the most urgent path in the system: it is written and fsynced as an ``alarm``
 event (urgent lane, so it goes out before any backlog), then the LED shows "alarm sent" and,
 if configured, the siren sounds. More presses within ``merge_window_s`` add to the same alarm
-(``alarm_update`` events with the running count). When the hub's ack for the alarm comes
-back the LED shows "alarm received".
+(``alarm_update`` events with the running count). The alarm's state from then on (received by
+the hub, help coming, closed) and the LED belong to ``edge.alarms.AlarmBook``; the pillar only
+puts on the wire what the book tells it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,27 @@ import threading
 import time
 
 from protocols import serial as sf
-from protocols.messages import Command
-
 from protocols.deviceconfig import PillarSection
-from .link import SerialLink
+
+from ..alarms import AlarmBook
 from ..store import Store, StoreError
+from .link import SerialLink
 
 logger = logging.getLogger(__name__)
 
 
 class Pillar:
-    def __init__(self, cfg: PillarSection, store: Store, *, port: str | None = None):
+    def __init__(self, cfg: PillarSection, store: Store, book: AlarmBook, *, port: str | None = None):
         self.cfg = cfg
         self.store = store
+        self.book = book
         self.port = port or cfg.port
         self.link = SerialLink(self.port, cfg.baudrate, self._on_frame, name="pillar", on_state=self._on_port)
         self.counters = {"presses": 0, "alarms": 0, "tamper": 0, "mcu_lost": 0}
         self.mcu_online = False
         self.led = sf.Led.IDLE
         self._lock = threading.Lock()
+        self._led_lock = threading.Lock()  # the LED state and its frame go out together, in order
         self._alarm_id: str | None = None
         self._alarm_started = 0.0
         self._presses = 0
@@ -42,6 +45,7 @@ class Pillar:
         self._watch = threading.Thread(target=self._watch_mcu, name="pillar-watch", daemon=True)
 
     def start(self) -> None:
+        self.book.attach_led(self.show_led)
         self.link.start()
         self._watch.start()
 
@@ -58,7 +62,8 @@ class Pillar:
     def _on_port(self, up: bool) -> None:
         if up:
             self.link.send(sf.MsgType.VOLUME, bytes((self.cfg.volume,)))
-            self.link.send(sf.MsgType.LED, bytes((self.led,)))
+            with self._led_lock:
+                self.link.send(sf.MsgType.LED, bytes((self.led,)))
 
     def _on_frame(self, frame: sf.Frame) -> None:
         if frame.type == sf.MsgType.BUTTON:
@@ -95,7 +100,7 @@ class Pillar:
         with self._lock:
             self._alarm_id, self._alarm_started, self._presses = ev.id, now, 1
         self.counters["alarms"] += 1
-        self._set_led(sf.Led.ALARM_SENT)
+        self.book.pressed(ev.id)
         if self.cfg.strobe_on_press:
             self.link.send(sf.MsgType.STROBE, b"\x01")
         if self.cfg.siren_on_press:
@@ -108,25 +113,13 @@ class Pillar:
             logger.error("pillar: %s not stored: %s", type, exc)
             return None
 
-    def _set_led(self, state: sf.Led) -> None:
-        self.led = state
-        self.link.send(sf.MsgType.LED, bytes((state,)))
-
-    # --- from the hub (sync worker thread) ----------------------------------------------
-
-    def on_acked(self, event_ids: list[str]) -> None:
-        with self._lock:
-            current = self._alarm_id
-        if current is not None and current in event_ids and self.led == sf.Led.ALARM_SENT:
-            self._set_led(sf.Led.ALARM_RECEIVED)
-
-    def acknowledged_locally(self) -> None:
-        """A village monitor acknowledged the alarm on the LAN page: help is coming."""
-        self._set_led(sf.Led.HELP_COMING)
-
-    def on_command(self, cmd: Command) -> None:
-        if cmd.command == "help_coming":
-            self._set_led(sf.Led.HELP_COMING)
+    def show_led(self, state: sf.Led) -> None:
+        """The LED state the alarm book decided (the book is its only caller)."""
+        with self._led_lock:
+            if state == self.led:
+                return
+            self.led = state
+            self.link.send(sf.MsgType.LED, bytes((state,)))
 
     # --- MCU silence --------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from flask_babel import Babel
 from common import csrf
 from protocols.deviceconfig import EdgeConfig, WebSection
 
+from ..alarms import AlarmBook
 from ..store import Store
 
 if TYPE_CHECKING:  # the LAN page reads these components; it does not build them
@@ -65,6 +66,11 @@ class WebContext:
     meters: "FpsMeters | None" = None
     live: "LiveServer | None" = None  # made by LanPage from the cameras' latest pictures
     mjpeg: "dict[str, MjpegSource]" = field(default_factory=dict)
+    alarms: AlarmBook | None = None  # the agent's; one is made on the store when not given
+
+    def __post_init__(self) -> None:
+        if self.alarms is None:
+            self.alarms = AlarmBook(self.store, window_s=self.web.alarm_window_s)
 
     @property
     def cameras(self) -> list[str]:

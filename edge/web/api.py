@@ -15,6 +15,7 @@ from werkzeug.security import safe_join
 
 from common.times import parse_time
 
+from ..store import NewEvent
 from .auth import operator_only
 
 logger = logging.getLogger(__name__)
@@ -72,20 +73,26 @@ def events():
 
 @bp.route("/api/events/stream")
 def stream():
-    """Server-Sent Events: every new event as it is stored (``event: xl``), keepalives between."""
-    store, feed = ctx().store, ctx().feed
+    """Server-Sent Events: every new event as it is stored (``event: xl``), the alarm banners
+    whenever an alarm's state changes (``event: alarms``), keepalives between."""
+    store, feed, book = ctx().store, ctx().feed, ctx().alarms
     last = int(request.args.get("after") or request.headers.get("Last-Event-ID") or store.last_seq())
 
     @stream_with_context
     def generate():
         nonlocal last
         version = feed.version
+        shown = None
         yield "retry: 2000\n\n"
         while True:
             rows = store.events(after_seq=last, limit=200)
             for row in rows:
                 last = row["seq"]
                 yield f"id: {last}\nevent: xl\ndata: {json.dumps(view(row), ensure_ascii=False)}\n\n"
+            banners = alarm_banners(book)
+            if banners != shown:
+                shown = banners
+                yield f"event: alarms\ndata: {json.dumps(banners, ensure_ascii=False)}\n\n"
             if not rows:
                 new = feed.wait(version, 15.0)
                 if new == version:
@@ -96,17 +103,29 @@ def stream():
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def active_alarms() -> list[dict]:
-    c = ctx()
-    since = time.time() - c.web.alarm_window_s
-    alarms = c.store.events(type="alarm", since=since, limit=50)
-    acked = {e["data"].get("alarm_id") for e in c.store.events(type="alarm_ack", since=since, limit=500)}
-    return [view(a) for a in alarms if a["id"] not in acked]
+def alarm_banners(book) -> list[dict]:
+    """One banner per alarm of the last ``alarm_window_s`` not yet closed, newest first: its
+    state (waiting for someone / help coming), presses, and who acknowledged it, from where."""
+    return [{"id": a.id, "ts": a.ts, "state": a.state, "presses": a.presses, "by": a.by, "via": a.via,
+             "waiting": a.state not in ("help_coming", "closed")} for a in book.recent()]
 
 
 @bp.route("/api/alarms")
 def alarms():
-    return jsonify(items=active_alarms())
+    return jsonify(items=alarm_banners(ctx().alarms))
+
+
+def _acknowledge(alarm_ids: list[str]) -> list[str]:
+    """The hub hears of it as ``alarm_ack`` events (urgent lane), stored before the state moves:
+    a crash between the two leaves the banner up, to be acknowledged again, never a silent ack."""
+    c = ctx()
+    if not alarm_ids:
+        return []
+    c.store.add_many([NewEvent("alarm_ack", {"alarm_id": a, "by": session["user"], "via": "lan"})
+                      for a in alarm_ids])
+    c.alarms.acknowledge(alarm_ids, session["user"])
+    logger.info("LAN page: %s acknowledged alarm(s) %s", session["user"], ", ".join(alarm_ids))
+    return alarm_ids
 
 
 @bp.route("/api/alarms/<alarm_id>/ack", methods=["POST"])
@@ -114,14 +133,18 @@ def ack(alarm_id: str):
     denied = operator_only()
     if denied:
         return denied
-    c = ctx()
-    if alarm_id not in {a["id"] for a in active_alarms()}:
+    if alarm_id not in ctx().alarms.open_ids():
         return _error("not_found", "no such open alarm", 404)
-    event = c.store.add("alarm_ack", {"alarm_id": alarm_id, "by": session["user"], "via": "lan"})
-    if c.pillar is not None:
-        c.pillar.acknowledged_locally()
-    logger.info("LAN page: %s acknowledged alarm %s", session["user"], alarm_id)
-    return jsonify(id=event.id, alarm_id=alarm_id)
+    _acknowledge([alarm_id])
+    return jsonify(alarm_id=alarm_id, acknowledged=[alarm_id])
+
+
+@bp.route("/api/alarms/ack-all", methods=["POST"])
+def ack_all():
+    denied = operator_only()
+    if denied:
+        return denied
+    return jsonify(acknowledged=_acknowledge(ctx().alarms.open_ids()))
 
 
 @bp.route("/api/health")

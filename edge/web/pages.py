@@ -16,7 +16,8 @@ def js_strings() -> dict[str, str]:
     """Strings the page's script shows, translated here."""
     return {
         "alarm": _("Alarm: the pillar's button was pressed"), "ack": _("Acknowledge"),
-        "acked": _("Acknowledged"), "presses": _("presses"), "live": _("Live"),
+        "acked": _("Acknowledged"), "presses": _("presses"), "ack_all": _("Acknowledge all"),
+        "help_coming_hub": _("The centre has accepted it: help is coming"), "live": _("Live"),
         "fallback": _("WebRTC could not connect: showing the MJPEG stream"), "viewers": _("viewers"),
         "up": _("up"), "down": _("down"), "stalled": _("stalled"), "connected": _("connected"), "disconnected": _("disconnected"),
         "never": _("never"), "online": _("online"), "offline": _("offline"), "none": _("none"),

@@ -16,7 +16,6 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from common import csrf
-from protocols.messages import Command
 
 from .. import __version__
 from .api import api
@@ -30,14 +29,16 @@ HUB = Path(__file__).resolve().parent.parent
 
 def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
                health: Callable[[], dict[str, Any]] | None = None,
-               send_command: Callable[[str, Command], bool] | None = None) -> Flask:
+               commands_due: Callable[[], None] | None = None) -> Flask:
+    """``commands_due``: tells the command sender that a change wrote commands (it also polls)."""
     if not secret_key or len(secret_key) < 32:
         raise ValueError("the web secret key must be at least 32 characters")
     app = Flask(__name__, root_path=str(HUB), template_folder="templates", static_folder="static")
     app.url_map.converters["id"] = IdConverter
     app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
-                            "health": health or (lambda: {}), "send_command": send_command}
+                            "health": health or (lambda: {}),
+                            "commands_due": commands_due or (lambda: None)}
     app.register_blueprint(api)
     app.register_blueprint(tickets_api)
     app.register_blueprint(pages)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, current_app, g, jsonify
 
 from common.times import parse_time
 from protocols.ids import DEVICE_ID_RE, EVENT_ID_RE
-from protocols.messages import Command
 
-from .. import __version__, dispatch, eventlog, registry
-from ..access import may
-from .base import api_auth, device_json, engine, event_json, user_prefix
+from .. import __version__, alarms, eventlog, registry
+from .base import api_auth, change_ticket, device_json, engine, event_json, user_prefix
 from .params import ApiError, arg_int, arg_text
 
 MAX_PAGE = 500
@@ -65,26 +61,14 @@ def list_events():
 @api_auth
 def accept_alarm(alarm_id: str):
     """Accept the ticket of an alarm (exactly one operator wins); the pillar's LED then shows
-    "help coming"."""
-    if not may(g.user["role"], "accept_alarms"):
-        raise ApiError(403, "forbidden", "only operators and admins accept alarms")
+    "help coming" (a durable command, sent until the pillar acks it)."""
     if not EVENT_ID_RE.fullmatch(alarm_id):
         raise ApiError(404, "not_found", f"no alarm {alarm_id[:40]!r}")
-    alarm = eventlog.get_event(engine(), alarm_id, prefix=user_prefix(g.user))
-    if alarm is None or alarm["type"] != "alarm":
-        raise ApiError(404, "not_found", f"no alarm {alarm_id}")
-    ticket_id = dispatch.ticket_for_event(engine(), alarm_id)
-    if ticket_id is None:
-        raise ApiError(409, "no_ticket", "the alarm's ticket is not open yet; try again")
-    try:
-        ticket = dispatch.act(engine(), ticket_id, "accept", g.user["username"])
-    except dispatch.DispatchError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    send = current_app.extensions["xl"]["send_command"]
-    cmd = Command(command="help_coming", ts=time.time(), alarm_id=alarm_id)
-    sent = send is not None and send(alarm["device_id"], cmd)
-    return jsonify(alarm_id=alarm_id, device_id=alarm["device_id"], ticket_id=ticket["id"], state=ticket["state"],
-                   accepted_by=g.user["username"], help_coming_sent=sent), 202
+    # someone accepted it first: a conflict, whatever the ticket's state now
+    ticket = change_ticket(lambda: alarms.accept(engine(), alarm_id, g.user, scope=user_prefix(g.user)),
+                           refused="conflict")
+    return jsonify(alarm_id=alarm_id, device_id=ticket["device_id"], ticket_id=ticket["id"], state=ticket["state"],
+                   accepted_by=g.user["username"], help_coming_queued=True), 202
 
 
 @api.get("/openapi.json")

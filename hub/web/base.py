@@ -13,7 +13,7 @@ from flask import current_app, g, redirect, request, session, url_for
 
 from common import csrf
 
-from .. import auth, registry, throttle
+from .. import alarms, auth, dispatch, registry, throttle
 from ..access import scope_prefix
 from .params import ApiError
 
@@ -24,6 +24,25 @@ def engine() -> sa.Engine:
 
 def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") if ts else None
+
+
+def change_ticket(change, *, refused: str = "not_allowed"):
+    """Run a ticket change (a call into ``hub.alarms``) for the API: its refusals become JSON
+    errors (404 not in your area, 403 role, 409 ``conflict`` for a race and ``refused`` for a
+    change the ticket's state does not allow); then the command sender is told that the change
+    may have written commands for a device."""
+    try:
+        ticket = change()
+    except alarms.NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except alarms.Forbidden as exc:
+        raise ApiError(403, "forbidden", str(exc)) from None
+    except dispatch.Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except dispatch.DispatchError as exc:
+        raise ApiError(409, refused, str(exc)) from None
+    current_app.extensions["xl"]["commands_due"]()
+    return ticket
 
 
 # --- auth helpers ------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 
 from common.redirects import safe_next
 
-from .. import audit, dispatch, eventlog, readmodel, registry, stats
-from ..access import may
+from .. import alarms, audit, dispatch, eventlog, readmodel, registry, stats
 from ..areas import AreaCode
 from .base import (csrf_token, device_json, engine, event_json, iso, login_required,
                    user_prefix)
@@ -55,9 +54,8 @@ def _prefix() -> str | None:
 
 
 def _allowed_actions(t: dict) -> list[str]:
-    if not may(session["user"]["role"], "change_tickets"):
-        return []
-    return [a for a in ACTION_LABELS if t["state"] in dispatch.ACTIONS[a][0]]
+    allowed = alarms.allowed_actions(session["user"]["role"], t)
+    return [a for a in ACTION_LABELS if a in allowed]
 
 
 @console.get("/")
@@ -137,9 +135,9 @@ def act(ticket_id: int):
         session["flash"] = f"{action}: not allowed"
     else:
         try:
-            dispatch.act(engine(), ticket_id, action, session["user"]["username"],
-                         reason=request.form.get("reason") or None, grid_code=request.form.get("grid_code") or None,
-                         scope=_prefix())
+            alarms.act(engine(), ticket_id, action, session["user"], scope=_prefix(),
+                       reason=request.form.get("reason") or None, grid_code=request.form.get("grid_code") or None)
+            current_app.extensions["xl"]["commands_due"]()
             audit.record(engine(), session["user"]["username"], f"ticket_{action}", str(ticket_id))
         except dispatch.DispatchError as exc:
             session["flash"] = str(exc)

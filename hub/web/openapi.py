@@ -91,9 +91,10 @@ def _document(version: str) -> dict[str, Any]:
             "/api/v1/alarms/{alarm_id}/accept": {"post": {
                 "summary": "Accept an alarm's ticket (one operator wins); the pillar's LED shows 'help coming'",
                 "parameters": [{"name": "alarm_id", "in": "path", "required": True, "schema": _EVENT_ID}],
-                "responses": {"202": {"description": "Command sent to the device"},
+                "responses": {"202": {"description": "Accepted; 'help coming' is queued for the device and sent "
+                                                     "until the device acks it"},
                               "401": err("No or bad token"), "403": err("Role may not accept alarms"),
-                              "404": err("No such alarm"), "409": err("Already accepted, or no ticket yet")}}},
+                              "404": err("No such alarm in your area"), "409": err("Already accepted")}}},
             "/api/v1/devices/{device_id}": {"get": {
                 "summary": "One device inside the caller's area (404 outside it)",
                 "parameters": [{"name": "device_id", "in": "path", "required": True,
@@ -131,7 +132,8 @@ def _document(version: str) -> dict[str, Any]:
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                     "reason": {"type": "string"}, "grid_code": {"type": "string"},
                     "merged_into": {"type": "integer"}}}}}},
-                "responses": {"200": {"description": "The changed ticket"}, "403": err("Viewers cannot act"),
+                "responses": {"200": {"description": "The changed ticket"}, "403": err("Role may not make this change (viewers; an alarm's accept, send_back, transfer, merge "
+                                          "and void are for operators and admins)"),
                               "404": err("No such ticket in your area"),
                               "409": err("Not allowed from this state, or someone else changed it first")}}},
             "/api/v1/tickets/{ticket_id}/photos/{photo_id}": {"get": {

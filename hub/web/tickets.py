@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import audit, dispatch, readmodel
+from .. import alarms, audit, dispatch, readmodel
 from ..access import may
-from .base import api_auth, engine, iso, user_prefix
+from .base import api_auth, change_ticket, engine, iso, user_prefix
 from .params import INT32_MAX, ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
 
 tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
@@ -95,22 +95,16 @@ def report():
 @tickets_api.post("/<id:ticket_id>/actions/<action>")
 @api_auth
 def act(ticket_id: int, action: str):
-    if not may(g.user["role"], "change_tickets"):
-        raise ApiError(403, "forbidden", "viewers cannot change tickets")
     _visible(ticket_id)
     if action not in dispatch.ACTIONS:
         raise ApiError(404, "not_found", f"no action {action[:40]!r}")
     data = body()
     if "photo" in request.files and action not in ("progress", "resolve"):
         raise bad("photos go with progress notes and resolutions")
-    try:
-        t = dispatch.act(engine(), ticket_id, action, g.user["username"], reason=field_text(data, "reason"),
-                         grid_code=field_text(data, "grid_code", max_len=19),
-                         merged_into=field_id(data, "merged_into"), scope=_prefix())
-    except dispatch.Conflict as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    except dispatch.DispatchError as exc:
-        raise ApiError(409, "not_allowed", str(exc)) from None
+    t = change_ticket(lambda: alarms.act(engine(), ticket_id, action, g.user, scope=_prefix(),
+                                         reason=field_text(data, "reason"),
+                                         grid_code=field_text(data, "grid_code", max_len=19),
+                                         merged_into=field_id(data, "merged_into")))
     photo_id = _photo(ticket_id, action)
     audit.record(engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
     return jsonify(ticket=_ticket_json(t), photo_id=photo_id)

@@ -77,34 +77,57 @@ function beep() {
   } catch (err) { /* no sound device */ }
 }
 
-const shownAlarms = new Set();
-function showAlarm(ev) {
-  if (shownAlarms.has(ev.id)) return;
-  shownAlarms.add(ev.id);
+// One banner per alarm, newest first, from the device's alarm states (GET /api/alarms and the
+// stream's "alarms" event): red while it waits for someone, calm once help is coming.
+const heardAlarms = new Set();
+function alarmBanner(a) {
   const div = document.createElement("div");
-  div.className = "banner";
-  div.id = "alarm-" + ev.id;
+  div.className = "banner " + (a.waiting ? "waiting" : "help-coming");
+  div.id = "alarm-" + a.id;
+  div.dataset.state = a.state;
   const text = document.createElement("span");
-  text.textContent = `${S.alarm} · ${when(ev.ts)}`;
+  const presses = a.presses > 1 ? ` · ${a.presses} ${S.presses}` : "";
+  text.textContent = `${S.alarm} · ${when(a.ts)}${presses}`;
   div.append(text);
-  if (XL.role === "operator") {
+  if (!a.waiting) {
+    const note = document.createElement("b");
+    note.className = "state";
+    note.textContent = a.via === "hub" ? S.help_coming_hub : `${S.acked} · ${a.by || ""}`;
+    div.append(note);
+  } else if (XL.role === "operator") {
     const btn = document.createElement("button");
     btn.textContent = S.ack;
     btn.className = "ack";
     btn.onclick = async () => {
       btn.disabled = true;
-      const resp = await post(`/api/alarms/${ev.id}/ack`);
-      if (resp.ok || resp.status === 404) { div.remove(); } else { btn.disabled = false; }
+      const resp = await post(`/api/alarms/${a.id}/ack`);
+      if (!resp.ok && resp.status !== 404) btn.disabled = false;
     };
     div.append(btn);
   }
-  $("#alarms").prepend(div);
-  beep();
+  return div;
+}
+
+function showAlarms(list) {
+  const box = $("#alarms");
+  const waiting = list.filter((a) => a.waiting);
+  const nodes = [];
+  if (waiting.length > 1 && XL.role === "operator") {
+    const all = document.createElement("button");
+    all.id = "ack-all";
+    all.textContent = `${S.ack_all} (${waiting.length})`;
+    all.onclick = async () => { all.disabled = true; await post("/api/alarms/ack-all"); };
+    nodes.push(all);
+  }
+  list.forEach((a) => nodes.push(alarmBanner(a)));
+  box.replaceChildren(...nodes);
+  if (waiting.some((a) => !heardAlarms.has(a.id))) beep();
+  waiting.forEach((a) => heardAlarms.add(a.id));
 }
 
 async function loadAlarms() {
   const resp = await fetch("/api/alarms", { credentials: "same-origin" });
-  if (resp.ok) (await resp.json()).items.forEach(showAlarm);
+  if (resp.ok) showAlarms((await resp.json()).items);
 }
 
 // --- events ----------------------------------------------------------------------------
@@ -177,10 +200,9 @@ async function loadEvents(append) {
 
 function listen() {
   const es = new EventSource("/api/events/stream?after=" + XL.last_seq);
+  es.addEventListener("alarms", (msg) => showAlarms(JSON.parse(msg.data)));
   es.addEventListener("xl", (msg) => {
     const ev = JSON.parse(msg.data);
-    if (ev.type === "alarm") showAlarm(ev);
-    if (ev.type === "alarm_ack") { const b = document.getElementById("alarm-" + ev.data.alarm_id); if (b) b.remove(); }
     if (!matches(ev) || document.querySelector(`#events li[data-id="${ev.id}"]`)) return;
     const li = row(ev);
     li.classList.add("new");
