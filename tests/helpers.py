@@ -67,11 +67,8 @@ class Mosquitto:
         for name, password in self.users.items():
             subprocess.run([MOSQUITTO_PASSWD, "-b", str(pwfile), name, password], check=True, capture_output=True)
         acl = self.folder / "acl"
-        acl.write_text(
-            f"user {HUB_USER}\ntopic readwrite xl/v1/#\n\n"
-            "pattern write xl/v1/dev/%u/event\npattern write xl/v1/dev/%u/status\n"
-            "pattern write xl/v1/dev/%u/heartbeat\npattern read xl/v1/dev/%u/ack\npattern read xl/v1/dev/%u/cmd\n"
-            "pattern read xl/v1/hub/status\n")
+        from hub.brokerconf import acl_text
+        acl.write_text(acl_text(HUB_USER))  # the ACL `xl-hub broker-config` writes
         conf = self.folder / "mosquitto.conf"
         conf.write_text(
             f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to a user that cannot read tmp
