@@ -21,14 +21,15 @@ from protocols.endpoint import FATAL_CONNECT_REASONS
 
 
 def make_client(client_id: str, *, username: str, password: str, clean_session: bool,
-                will: tuple[str, bytes], tls: bool = False, ca_file: str | None = None,
+                will: tuple[str, bytes] | None, tls: bool = False, ca_file: str | None = None,
                 reconnect: tuple[float, float] = (0.5, 10.0), max_inflight: int = 20) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
                          protocol=mqtt.MQTTv311)
     client.username_pw_set(username, password)
     if tls:
         client.tls_set(ca_certs=ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    client.will_set(will[0], will[1], qos=1, retain=True)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
     client.reconnect_delay_set(*reconnect)
     client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)

@@ -97,6 +97,7 @@ class SyncEngine:
                          "commands": 0, "commands_failed": 0}
         self.hub_online: bool | None = None
         self.hub_boot: str | None = None
+        self.hub_urgent_lane = False  # the hub's status offers the urgent topic
         self.last_hub_contact: float | None = None
         self._started = time.monotonic()
         self._software = software
@@ -151,7 +152,7 @@ class SyncEngine:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
             if msg.topic == topics.hub_status():
-                self._inbox.put(("hub", decode_hub_status(msg.payload)))
+                self._inbox.put(("hub", (decode_hub_status(msg.payload), bool(msg.retain))))
             elif msg.topic == topics.command(self.device_id):
                 self._inbox.put(("cmd", decode_command(msg.payload)))
             else:
@@ -235,11 +236,15 @@ class SyncEngine:
                 acked.extend(value)  # type: ignore[arg-type]
                 self.last_hub_contact = time.time()
             elif kind == "hub":
-                status: HubStatus = value  # type: ignore[assignment]
+                status: HubStatus
+                status, retained = value  # type: ignore[misc]
                 online = status.state == "online"
                 new_run = online and status.boot is not None and self.hub_boot not in (None, status.boot)
-                came_back = online and (self.hub_online is not True or new_run)
+                # a live (not retained) "online" is the hub connecting right now: after a broker
+                # restart it may have missed what was sent before it was back, whatever we knew
+                came_back = online and (self.hub_online is not True or new_run or not retained)
                 self.hub_online = online
+                self.hub_urgent_lane = online and status.urgent_lane
                 if status.boot is not None:
                     self.hub_boot = status.boot
                 resend = resend or came_back
@@ -292,9 +297,10 @@ class SyncEngine:
 
     def _fill_window(self) -> None:
         room = self.cfg.sync.inflight_window - len(self._inflight)
-        event_topic = topics.event(self.device_id)
         now = time.monotonic()
         for lane in sorted(Priority, reverse=True):
+            urgent = lane == Priority.URGENT and self.hub_urgent_lane
+            event_topic = topics.urgent(self.device_id) if urgent else topics.event(self.device_id)
             limit = max(room, URGENT_BURST) if lane == Priority.URGENT else room
             if limit <= 0:
                 continue

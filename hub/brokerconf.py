@@ -38,6 +38,10 @@ def mosquitto_conf(port: int, passwd: Path, acl: Path, *, tls: bool) -> str:
         "max_queued_messages 100000",
         "# small acks must not wait for delayed TCP acks",
         "set_tcp_nodelay true",
+        "# the hub's sessions (its subscriptions and what is queued for it) survive a broker restart",
+        "persistence true",
+        "persistence_location /var/lib/mosquitto/",
+        "autosave_interval 30",
         f"listener {port}",
     ]
     if tls:

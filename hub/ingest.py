@@ -54,7 +54,16 @@ class Ingest:
     def __init__(self, engine: sa.Engine, *, host: str, port: int, username: str, password: str,
                  client_id: str = "xl-hub-ingest", share_group: str | None = None, tls: bool = False,
                  ca_file: str | None = None, batch_max: int = 500, rules: list | None = None,
-                 on_device_online=None):
+                 on_device_online=None, lane: str = "main", urgent_lane_ready=None):
+        """``lane``: "main" takes events, status, heartbeats and command acks and publishes the
+        hub's status; "urgent" takes only the urgent topic, in its own broker session, so an alarm
+        never waits behind a backlog queued for the main session. ``urgent_lane_ready`` (main
+        only) says whether the urgent lane is connected: the hub's status offers it to devices."""
+        if lane not in ("main", "urgent"):
+            raise ValueError("lane: main or urgent")
+        self.lane = lane
+        self.on_connected = None  # called (network thread) after each connect
+        self.urgent_lane_ready = urgent_lane_ready or (lambda: False)
         self.engine = engine
         #: called (ingest thread) after a batch in which devices came online: their commands are due
         self.on_device_online = on_device_online
@@ -70,10 +79,11 @@ class Ingest:
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="ingest", daemon=True)
-        client = make_client(client_id, username=username, password=password, clean_session=False,
-                             will=(topics.hub_status(), encode_hub_status("offline", time.time(), self.boot)),
-                             tls=tls, ca_file=ca_file, max_inflight=1000)
+        self._worker = threading.Thread(target=self._run, name=f"ingest-{lane}", daemon=True)
+        will = (topics.hub_status(), encode_hub_status("offline", time.time(), self.boot)) if lane == "main" else None
+        client = make_client(client_id if lane == "main" else f"{client_id}-urgent", username=username,
+                             password=password, clean_session=False, will=will, tls=tls, ca_file=ca_file,
+                             max_inflight=1000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -82,7 +92,8 @@ class Ingest:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        registry.mark_ingest_started(self.engine)
+        if self.lane == "main":
+            registry.mark_ingest_started(self.engine)
         self._client.connect_async(self._host, self._port, keepalive=30)
         self._client.loop_start()
         self._worker.start()
@@ -90,7 +101,7 @@ class Ingest:
     def stop(self) -> None:
         self._stop.set()
         self._worker.join(timeout=10)
-        if self._connected.is_set():
+        if self._connected.is_set() and self.lane == "main":
             info = self._client.publish(topics.hub_status(), encode_hub_status("offline", time.time(), self.boot),
                                         qos=1, retain=True)
             try:
@@ -114,11 +125,22 @@ class Ingest:
                           transient=lambda reason: logger.warning("broker refused the connection: %s; retrying",
                                                                   reason)):
             return
-        client.subscribe([(topics.all_devices(ch, self.share_group), 1)
-                          for ch in ("event", "status", "heartbeat", "cmd_ack")])
-        client.publish(topics.hub_status(), encode_hub_status("online", time.time(), self.boot), qos=1, retain=True)
+        channels = ("event", "status", "heartbeat", "cmd_ack") if self.lane == "main" else ("urgent",)
+        client.subscribe([(topics.all_devices(ch, self.share_group), 1) for ch in channels])
         self._connected.set()
-        logger.info("ingest connected to %s:%s", self._host, self._port)
+        self.publish_status()
+        logger.info("ingest (%s lane) connected to %s:%s", self.lane, self._host, self._port)
+        if self.on_connected:
+            self.on_connected()
+
+    def publish_status(self) -> None:
+        """The hub's status, retained: online, this run's id, and whether the urgent lane is up.
+        Published when the main lane connects and again when the urgent lane does."""
+        if self.lane != "main" or not self._connected.is_set():
+            return
+        self._client.publish(topics.hub_status(), encode_hub_status("online", time.time(), self.boot,
+                                                                    urgent_lane=self.urgent_lane_ready()),
+                             qos=1, retain=True)
 
     def _refused(self, reason: str) -> None:
         self.fatal = f"the broker at {self._host}:{self._port} refused the hub's login: {reason}"
@@ -170,7 +192,7 @@ class Ingest:
         for msg in batch:
             try:
                 device_id, channel = topics.parse_device_topic(msg.topic)
-                if channel == "event":
+                if channel in ("event", "urgent"):
                     out.append(_Message(msg, device_id, "event", decode_event(msg.payload, topic_device=device_id)))
                 elif channel == "status":
                     out.append(_Message(msg, device_id, "status", decode_status(msg.payload)))

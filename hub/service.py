@@ -88,18 +88,22 @@ class Hub:
             eb = cfg.embedded_broker
             self.broker = EmbeddedBroker(eb.host, eb.port, creds)
             components.append(("broker", self.broker))
-            self.ingest = Ingest(self.engine, host=eb.host, port=eb.port, username=HUB_MQTT_USER, password=secret,
-                                 batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules)
+            conn = dict(host=eb.host, port=eb.port, username=HUB_MQTT_USER, password=secret)
         else:
             b = cfg.broker
             try:
                 password = cfg.resolve(b.password_file).read_text().strip()
             except OSError as exc:
                 raise HubError(f"broker.password_file {cfg.resolve(b.password_file)}: {exc.strerror}") from None
-            self.ingest = Ingest(self.engine, host=b.host, port=b.port, username=b.username, password=password,
-                                 client_id=b.client_id, share_group=b.share_group, tls=b.tls,
-                                 ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None,
-                                 batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules)
+            conn = dict(host=b.host, port=b.port, username=b.username, password=password, client_id=b.client_id,
+                        share_group=b.share_group, tls=b.tls,
+                        ca_file=str(cfg.resolve(b.ca_file)) if b.ca_file else None)
+        # two broker sessions: alarms never queue behind the main session's backlog
+        self.urgent = Ingest(self.engine, batch_max=cfg.ingest.batch_max, lane="urgent", **conn)
+        self.ingest = Ingest(self.engine, batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules,
+                             urgent_lane_ready=lambda: self.urgent.connected, **conn)
+        self.urgent.on_connected = self.ingest.publish_status
+        components.append(("ingest-urgent", self.urgent))
         components.append(("ingest", self.ingest))
         self.commands = CommandSender(self.engine, self.ingest.publish_command, connected=lambda: self.ingest.connected)
         self.ingest.on_device_online = self.commands.wake
@@ -115,6 +119,7 @@ class Hub:
 
     def health(self) -> dict:
         return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters),
+                "urgent_lane": {"connected": self.urgent.connected, **self.urgent.counters},
                 "commands": dict(self.commands.counters)}
 
     def run(self) -> None:

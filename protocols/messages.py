@@ -291,14 +291,19 @@ class HubStatus:
     state: str
     ts: float
     boot: str | None = None
+    #: the hub takes urgent-lane events on the ``urgent`` topic (v1 addition); otherwise devices
+    #: send them on ``event`` like every other event
+    urgent_lane: bool = False
 
 
-def encode_hub_status(state: str, ts: float, boot: str | None = None) -> bytes:
+def encode_hub_status(state: str, ts: float, boot: str | None = None, urgent_lane: bool = False) -> bytes:
     if state not in LINK_STATES:
         raise ProtocolError(f"state must be one of {LINK_STATES}")
     obj: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "state": state, "ts": ts}
     if boot is not None:
         obj["boot"] = boot
+    if urgent_lane:
+        obj["urgent_lane"] = True
     return _dumps(obj)
 
 
@@ -308,7 +313,8 @@ def decode_hub_status(payload: bytes | str) -> HubStatus:
     if state not in LINK_STATES:
         raise ProtocolError(f"state must be one of {LINK_STATES}, got {state[:20]!r}")
     boot = _text(obj, "boot", limit=64)
-    return HubStatus(state=state, ts=_timestamp(obj, "ts"), boot=boot)
+    return HubStatus(state=state, ts=_timestamp(obj, "ts"), boot=boot,
+                     urgent_lane=_field(obj, "urgent_lane", bool, optional=True) is True)
 
 
 # --- commands (hub -> device) -----------------------------------------------------------------

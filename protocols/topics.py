@@ -3,6 +3,8 @@
 Layout (v1)::
 
     xl/v1/dev/<device_id>/event       edge -> hub   events (QoS 1)
+    xl/v1/dev/<device_id>/urgent      edge -> hub   urgent-lane events (alarms), when the hub's status
+                                                    offers the lane; the hub takes them in its own session
     xl/v1/dev/<device_id>/ack         hub -> edge   ids the hub has stored (QoS 1)
     xl/v1/dev/<device_id>/status      edge -> hub   birth / last will (QoS 1, retained)
     xl/v1/dev/<device_id>/heartbeat   edge -> hub   health figures (QoS 0)
@@ -17,9 +19,9 @@ from .ids import check_device_id
 from . import ProtocolError
 
 PREFIX = "xl/v1"
-DEVICE_CHANNELS = ("event", "ack", "status", "heartbeat", "cmd", "cmd_ack")
+DEVICE_CHANNELS = ("event", "urgent", "ack", "status", "heartbeat", "cmd", "cmd_ack")
 #: channels a device publishes on, and those it receives
-DEVICE_PUBLISHES = ("event", "status", "heartbeat", "cmd_ack")
+DEVICE_PUBLISHES = ("event", "urgent", "status", "heartbeat", "cmd_ack")
 DEVICE_RECEIVES = ("ack", "cmd")
 
 
@@ -29,6 +31,10 @@ def _device(device_id: str, channel: str) -> str:
 
 def event(device_id: str) -> str:
     return _device(device_id, "event")
+
+
+def urgent(device_id: str) -> str:
+    return _device(device_id, "urgent")
 
 
 def ack(device_id: str) -> str:
