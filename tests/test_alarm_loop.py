@@ -6,6 +6,7 @@ the ticket's timeline."""
 from __future__ import annotations
 
 import re
+import signal
 import time
 import urllib.parse
 import urllib.request
@@ -212,3 +213,47 @@ def test_a_lan_acknowledgement_is_on_the_ticket_timeline_and_only_for_its_own_de
     for c in clients:
         c.loop_stop()
         c.disconnect()
+
+
+def test_a_press_while_the_agent_restarts_becomes_one_alarm_when_it_is_back(pillar_env):  # noqa: F811
+    hub, edge, sim = pillar_env
+    edge.stop(signal.SIGKILL)  # a watchdog restart, an update: no goodbye
+    time.sleep(0.5)
+    sim.click()  # nobody acks it: the firmware keeps it and tries again with backoff
+    time.sleep(3)
+    assert _alarm_ids(hub) == []
+    edge.start()
+    wait_for(lambda: len(_alarm_ids(hub)) == 1, 20, "the press as an alarm once the agent is back")
+    wait_for(lambda: sim.led == sf.Led.ALARM_RECEIVED, 10, "LED 'alarm received'")
+    time.sleep(3)  # resends still in the line are recognised as the same press
+    assert len(_alarm_ids(hub)) == 1 and edge._query("SELECT count(*) FROM events WHERE type = 'alarm'") == [(1,)]
+
+
+def test_alarms_pressed_just_after_a_broker_restart_arrive_within_1s_of_both_reconnecting(pillar_env):  # noqa: F811
+    hub, edge, sim = pillar_env
+    broker = hub.mosquitto
+    broker.proc.send_signal(signal.SIGKILL)
+    broker.proc.wait(10)
+    time.sleep(30)
+    broker.start()
+    back = time.time()
+    presses = []
+    for delay in (0.5, 4.0):  # the merge window (3 s) apart: each press its own alarm
+        time.sleep(max(0.0, back + delay - time.time()))
+        presses.append(time.time())
+        sim.click()
+    hub_back = wait_for(lambda: hub.health().get("broker_connected") and time.time(), 30, "the hub reconnected")
+
+    def edge_back():
+        with hub.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT status, status_ts FROM devices WHERE id = :d"),
+                               {"d": edge.device_id}).one()
+        return row[1] if row[0] == "online" and row[1] > back else None
+    edge_online = wait_for(edge_back, 30, "the pillar reconnected")
+    wait_for(lambda: len(_alarm_ids(hub)) >= len(presses), 30, "every alarm on the hub")
+    with hub.engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(sa.text("SELECT stored_at FROM events WHERE type = 'alarm' ORDER BY ts"))]
+    assert len(stored) == len(presses)
+    both = max(hub_back, edge_online)
+    late = [s - max(both, p) for s, p in zip(stored, presses)]
+    assert max(late) <= 1.0, f"stored {late} s after hub and pillar were both back"

@@ -10,6 +10,7 @@ puts on the wire what the book tells it.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -23,6 +24,8 @@ from .link import SerialLink
 
 logger = logging.getLogger(__name__)
 
+PRESS_MEMORY_S = 600.0  # as long as the firmware keeps resending an unacked press
+
 
 class Pillar:
     def __init__(self, cfg: PillarSection, store: Store, book: AlarmBook, *, port: str | None = None):
@@ -31,7 +34,10 @@ class Pillar:
         self.book = book
         self.port = port or cfg.port
         self.link = SerialLink(self.port, cfg.baudrate, self._on_frame, name="pillar", on_state=self._on_port)
-        self.counters = {"presses": 0, "alarms": 0, "tamper": 0, "mcu_lost": 0}
+        self.counters = {"presses": 0, "alarms": 0, "tamper": 0, "mcu_lost": 0, "repeated_presses": 0}
+        # MCU ticks of the presses stored lately: the firmware resends a press until it is acked,
+        # and an ack lost in a restart must not make a second alarm of the same press
+        self._press_ticks: collections.deque[int] = collections.deque(maxlen=256)
         self.mcu_online = False
         self.led = sf.Led.IDLE
         self._lock = threading.Lock()
@@ -45,6 +51,11 @@ class Pillar:
         self._watch = threading.Thread(target=self._watch_mcu, name="pillar-watch", daemon=True)
 
     def start(self) -> None:
+        since = time.time() - PRESS_MEMORY_S
+        for type_ in ("alarm", "alarm_update"):
+            for ev in reversed(self.store.events(type=type_, since=since, limit=256)):
+                if isinstance(ev["data"].get("mcu_tick"), int):
+                    self._press_ticks.append(ev["data"]["mcu_tick"])
         self.book.attach_led(self.show_led)
         self.link.start()
         self._watch.start()
@@ -84,6 +95,11 @@ class Pillar:
                 self._record("mcu_restored", {"firmware": f"{fw[0]}.{fw[1]}"})
 
     def _press(self, tick: int) -> None:
+        """Raises ``StoreError`` if the press could not be stored: the link then leaves the frame
+        unacked and the firmware sends it again."""
+        if tick in self._press_ticks:
+            self.counters["repeated_presses"] += 1
+            return
         now = time.monotonic()
         self.counters["presses"] += 1
         with self._lock:
@@ -92,11 +108,11 @@ class Pillar:
                 self._presses += 1
                 alarm_id, presses = self._alarm_id, self._presses
         if merge:
-            self._record("alarm_update", {"alarm_id": alarm_id, "presses": presses, "mcu_tick": tick})
+            self.store.add("alarm_update", {"alarm_id": alarm_id, "presses": presses, "mcu_tick": tick})
+            self._press_ticks.append(tick)
             return
-        ev = self._record("alarm", {"source": "button", "presses": 1, "mcu_tick": tick})
-        if ev is None:
-            return
+        ev = self.store.add("alarm", {"source": "button", "presses": 1, "mcu_tick": tick})
+        self._press_ticks.append(tick)
         with self._lock:
             self._alarm_id, self._alarm_started, self._presses = ev.id, now, 1
         self.counters["alarms"] += 1

@@ -1,8 +1,11 @@
 """A reliable frame link over a serial port (pyserial), owned by one thread.
 
-The owner thread opens the port, reads and decodes frames, acks every frame it receives,
-hands frames to ``on_frame``, writes what other threads queued with ``send`` and resends a
-frame until it is acked (``retries`` times). If the port disappears (USB unplugged) it is
+The owner thread opens the port, reads and decodes frames, hands each to ``on_frame`` and acks
+it once handled (a handler that raises leaves it unacked, so the sender tries again: a press
+is acked only once it is stored), writes what other threads queued with ``send`` and resends a
+frame until it is acked: ``RETRIES`` times every 150 ms, or, for a frame sent with
+``keep_for_s``, with backoff up to 2 s for that long (the firmware keeps a press that way, so a
+press while the agent restarts is not lost). If the port disappears (USB unplugged) it is
 reopened with backoff; bad frames are counted, never fatal.
 """
 
@@ -24,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 ACK_TIMEOUT_S = 0.15
 RETRIES = 5
+KEEP_BACKOFF_MAX_S = 2.0
 QUIET_GAP_S = 0.1   # a frame cut off by this long a pause is dropped
 DEDUP_S = 3.0       # a resent frame (same seq and bytes) within this window is not handed on again
 
@@ -37,9 +41,11 @@ class SerialLink:
         self.on_state = on_state
         self.name = name
         self.decoder = sf.Decoder()
-        self.counters = {"opens": 0, "disconnects": 0, "sent": 0, "resent": 0, "unacked": 0, "duplicates": 0}
-        self._outq: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
-        self._pending: dict[int, tuple[bytes, int, float]] = {}  # seq -> (frame bytes, tries, deadline)
+        self.counters = {"opens": 0, "disconnects": 0, "sent": 0, "resent": 0, "unacked": 0, "duplicates": 0,
+                         "not_taken": 0}
+        self._outq: queue.SimpleQueue[tuple[int, bytes, float | None]] = queue.SimpleQueue()
+        # seq -> (frame bytes, tries, next deadline, give up at: None for RETRIES tries)
+        self._pending: dict[int, tuple[bytes, int, float, float | None]] = {}
         self._seen: deque[tuple[float, int, int, bytes]] = deque()
         self._seq = random.randrange(256)  # a fresh session does not look like a resend of the last one
         self._seq_lock = threading.Lock()
@@ -57,12 +63,13 @@ class SerialLink:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def send(self, msg_type: sf.MsgType, payload: bytes = b"") -> int:
-        """Queue a frame; the owner thread writes it and resends it until acked. Returns its seq."""
+    def send(self, msg_type: sf.MsgType, payload: bytes = b"", *, keep_for_s: float | None = None) -> int:
+        """Queue a frame; the owner thread writes it and resends it until acked (``RETRIES``
+        times, or with backoff for ``keep_for_s`` seconds). Returns its seq."""
         with self._seq_lock:
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
-        self._outq.put((seq, sf.encode(sf.Frame(seq, msg_type, payload))))
+        self._outq.put((seq, sf.encode(sf.Frame(seq, msg_type, payload)), keep_for_s))
         return seq
 
     def counters_all(self) -> dict[str, int]:
@@ -121,38 +128,43 @@ class SerialLink:
         if frame.type == sf.MsgType.ACK:
             self._pending.pop(frame.payload[0], None)
             return
-        port.write(sf.encode(sf.Frame(frame.seq, sf.MsgType.ACK, bytes((frame.seq,)))))
+        ack = sf.encode(sf.Frame(frame.seq, sf.MsgType.ACK, bytes((frame.seq,))))
         while self._seen and now - self._seen[0][0] > DEDUP_S:
             self._seen.popleft()
         key = (frame.seq, int(frame.type), frame.payload)
         if any(s[1:] == key for s in self._seen):
             self.counters["duplicates"] += 1
+            port.write(ack)
             return
-        self._seen.append((now, *key))
         try:
             self.on_frame(frame)
-        except Exception:
-            logger.exception("%s: handling %s failed", self.name, frame.type.name)
+        except Exception:  # not taken: no ack, the sender tries again
+            self.counters["not_taken"] += 1
+            logger.exception("%s: handling %s failed; not acked", self.name, frame.type.name)
+            return
+        self._seen.append((now, *key))
+        port.write(ack)
 
     def _write_queued(self, port: serial.Serial, now: float) -> None:
         while True:
             try:
-                seq, raw = self._outq.get_nowait()
+                seq, raw, keep_for_s = self._outq.get_nowait()
             except queue.Empty:
                 return
             port.write(raw)
             self.counters["sent"] += 1
-            self._pending[seq] = (raw, 1, now + ACK_TIMEOUT_S)
+            self._pending[seq] = (raw, 1, now + ACK_TIMEOUT_S, None if keep_for_s is None else now + keep_for_s)
 
     def _resend_due(self, port: serial.Serial, now: float) -> None:
-        for seq, (raw, tries, deadline) in list(self._pending.items()):
+        for seq, (raw, tries, deadline, give_up) in list(self._pending.items()):
             if now < deadline:
                 continue
-            if tries >= RETRIES:
+            if (tries >= RETRIES) if give_up is None else (now >= give_up):
                 del self._pending[seq]
                 self.counters["unacked"] += 1
                 logger.warning("%s: frame seq %d never acked", self.name, seq)
                 continue
             port.write(raw)
             self.counters["resent"] += 1
-            self._pending[seq] = (raw, tries + 1, now + ACK_TIMEOUT_S)
+            wait = ACK_TIMEOUT_S if give_up is None else min(ACK_TIMEOUT_S * 2 ** tries, KEEP_BACKOFF_MAX_S)
+            self._pending[seq] = (raw, tries + 1, now + wait, give_up)

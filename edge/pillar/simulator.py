@@ -27,6 +27,8 @@ from .link import SerialLink
 
 logger = logging.getLogger(__name__)
 
+PRESS_KEEP_S = 600.0  # the firmware resends an unacked press with backoff for 10 minutes
+
 
 class FdPort:
     """The few pyserial calls SerialLink makes, over a raw file descriptor."""
@@ -132,7 +134,10 @@ class PillarSim:
         if (now - self._last_press) * 1000 < self.params.debounce_ms:
             return  # contact bounce
         self._last_press = now
-        self._send(sf.MsgType.BUTTON, sf.button(True, self.tick()))
+        # the firmware keeps a press until the agent acks it (it acks once the alarm is stored)
+        if self._link_obj is None:
+            raise RuntimeError("the pillar is unplugged")
+        self._link_obj.send(sf.MsgType.BUTTON, sf.button(True, self.tick()), keep_for_s=PRESS_KEEP_S)
 
     def release(self) -> None:
         self._send(sf.MsgType.BUTTON, sf.button(False, self.tick()))
