@@ -62,6 +62,11 @@ def allowed(role: str, ticket: dict[str, Any], action: str) -> bool:
     return action in dispatch.ACTIONS and may(role, permission(ticket, action))
 
 
+def may_change(role: str) -> bool:
+    """May ``role`` change tickets at all (and acknowledge its party's notifications)?"""
+    return may(role, "change_tickets")
+
+
 def allowed_actions(role: str, ticket: dict[str, Any]) -> list[str]:
     """The changes ``role`` may make to ``ticket`` in its present state."""
     return [a for a, (sources, _) in dispatch.ACTIONS.items()

@@ -93,6 +93,35 @@ class DispatchSection(BaseModel):
                                     max_length=100)
 
 
+PARTY_NAMES = ("grid_workers", "village_monitor", "police_station", "town_centre", "county_centre")
+
+
+class WebhookSection(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="Name of this channel (shown on the ticket page)", min_length=1, max_length=64,
+                      pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(description="http:// or https:// URL that receives a POST per notification (an SMS gateway, "
+                                 "a police system)", pattern=r"^https?://[^\s]+$", max_length=500)
+    secret_file: str = Field(description="File holding the HMAC-SHA256 key that signs each body (header "
+                                         "X-Xueliang-Signature: sha256=<hex>), relative to this config file")
+    parties: list[Literal["grid_workers", "village_monitor", "police_station", "town_centre", "county_centre"]] = \
+        Field(description="Parties whose notifications go to this webhook", min_length=1)
+    scope: str | None = Field(None, description="Only notifications of this area or grid (code prefix); all if "
+                                                "unset", pattern=r"^[0-9]{6,19}$")
+    timeout_s: float = Field(5.0, description="Seconds to wait for the receiver", gt=0, le=60)
+
+
+class NotifySection(BaseModel):
+    model_config = _STRICT
+    webhooks: list[WebhookSection] = Field(default_factory=list, description="Outgoing webhooks per party",
+                                           max_length=50)
+    retry_min_s: float = Field(1.0, description="First retry after a failed delivery; doubles each time",
+                               gt=0, le=3600)
+    retry_max_s: float = Field(300.0, description="Longest wait between retries", gt=0, le=86400)
+    give_up_after_s: float = Field(86400.0, description="A delivery still failing this long after the "
+                                                       "notification is given up (and shown so)", ge=60)
+
+
 class HubConfig(BaseModel):
     model_config = _STRICT
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Hub database")
@@ -103,6 +132,8 @@ class HubConfig(BaseModel):
     web: WebSection = Field(default_factory=WebSection, description="Web UI and REST API")
     ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest")
     dispatch: DispatchSection = Field(default_factory=DispatchSection, description="Dispatch queue")
+    notify: NotifySection = Field(default_factory=NotifySection, description="Delivery of notifications to the "
+                                                                            "parties (五方联动)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     _base_dir: Path = PrivateAttr(default=Path("."))

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from .access import ticket_filter
 from .dispatch import OPEN_STATES
-from .schema import areas, devices, grids, people, person_roles, ticket_photos, ticket_transitions, tickets
+from .schema import (areas, devices, grids, notifications, people, person_roles, ticket_photos, ticket_transitions,
+                     tickets, webhook_deliveries)
 
 Row = dict[str, Any]
 
@@ -62,6 +63,23 @@ def timeline(engine: sa.Engine, ticket_id: int) -> list[Row]:
         return [dict(r) for r in conn.execute(sa.select(ticket_transitions)
                                               .where(ticket_transitions.c.ticket_id == ticket_id)
                                               .order_by(ticket_transitions.c.id)).mappings()]
+
+
+PARTY_ORDER = ("grid_workers", "village_monitor", "police_station", "town_centre", "county_centre")
+
+
+def parties(engine: sa.Engine, ticket_id: int) -> list[Row]:
+    """Each notified party of a ticket: notified, delivered, acknowledged (when, by whom), and
+    its webhook deliveries (attempts, last error)."""
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(notifications).where(notifications.c.ticket_id == ticket_id)
+                                              .order_by(notifications.c.id)).mappings()]
+        hooks = conn.execute(sa.select(webhook_deliveries).where(webhook_deliveries.c.notification_id.in_(
+            [r["id"] for r in rows] or [0]))).mappings().all()
+    for r in rows:
+        r["deliveries"] = [dict(h) for h in hooks if h["notification_id"] == r["id"]]
+    order = {p: i for i, p in enumerate(PARTY_ORDER)}
+    return sorted(rows, key=lambda r: (order.get(r["target"], len(order)), r["id"]))
 
 
 def photos(engine: sa.Engine, ticket_id: int) -> list[Row]:

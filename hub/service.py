@@ -14,6 +14,7 @@ from common.webserver import WebServer
 from . import auth, dispatch
 from .broker import Credentials, EmbeddedBroker
 from .commands import CommandSender
+from .notify import Notifier, webhooks_from_config
 from .config import HubConfig
 from .db import make_engine, migrate
 from .ingest import Ingest
@@ -108,6 +109,14 @@ class Hub:
         self.commands = CommandSender(self.engine, self.ingest.publish_command, connected=lambda: self.ingest.connected)
         self.ingest.on_device_online = self.commands.wake
         components.append(("commands", self.commands))
+        try:
+            hooks = webhooks_from_config(cfg)
+        except (OSError, ValueError) as exc:
+            raise HubError(f"notify.webhooks: {exc}") from None
+        n = cfg.notify
+        self.notifier = Notifier(self.engine, hooks, retry_min_s=n.retry_min_s, retry_max_s=n.retry_max_s,
+                                 give_up_after_s=n.give_up_after_s)
+        components.append(("notifier", self.notifier))
         self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
         components.append(("escalator", self.escalator))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
@@ -120,7 +129,7 @@ class Hub:
     def health(self) -> dict:
         return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters),
                 "urgent_lane": {"connected": self.urgent.connected, **self.urgent.counters},
-                "commands": dict(self.commands.counters)}
+                "commands": dict(self.commands.counters), "notify": dict(self.notifier.counters)}
 
     def run(self) -> None:
         logger.info("hub starting: web http://%s:%d/", self.cfg.web.host, self.web.port)

@@ -149,7 +149,7 @@ class Proc:
 class Hub(Proc):
     """``xl-hub run`` with either a given external broker or its embedded one."""
 
-    def __init__(self, folder: Path, db_url: str, *, mosquitto: Mosquitto | None = None):
+    def __init__(self, folder: Path, db_url: str, *, mosquitto: Mosquitto | None = None, extra: dict | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         self.db_url = db_url
         self.web_port = free_port()
@@ -164,6 +164,7 @@ class Hub(Proc):
                              "password_file": "hub-mqtt-password"}
         else:
             cfg["embedded_broker"] = {"port": self.mqtt_port}
+        cfg.update(extra or {})
         self.config = folder / "hub.yaml"
         self.config.write_text(json.dumps(cfg))
         super().__init__("hub", [str(BIN / "xl-hub"), "run", "--config", str(self.config)], folder)

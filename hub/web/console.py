@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 
 from common.redirects import safe_next
 
-from .. import alarms, audit, dispatch, eventlog, readmodel, registry, stats
+from .. import alarms, audit, dispatch, eventlog, notify, readmodel, registry, stats
 from ..areas import AreaCode
 from .base import (csrf_token, device_json, engine, event_json, iso, login_required,
                    user_prefix)
@@ -121,7 +121,30 @@ def ticket(ticket_id: int):
     event = eventlog.get_event(engine(), t["event_id"]) if t["event_id"] else None
     audit.record(engine(), session["user"]["username"], "view_ticket", str(ticket_id))
     return render_template("ticket.html", t=dict(t), timeline=timeline, event=event, labels=ACTION_LABELS,
-                           actions=_allowed_actions(dict(t)), user=session["user"], csrf_token=csrf_token())
+                           actions=_allowed_actions(dict(t)), user=session["user"], csrf_token=csrf_token(),
+                           parties=readmodel.parties(engine(), ticket_id), party_names=PARTY_NAMES,
+                           may_ack=alarms.may_change(session["user"]["role"]))
+
+
+PARTY_NAMES = {"grid_workers": ("网格员", "grid workers"), "village_monitor": ("村值守员", "village monitor"),
+               "police_station": ("派出所", "police station"), "town_centre": ("镇综治中心", "town centre"),
+               "county_centre": ("县综治中心", "county centre")}
+
+
+@console.post("/tickets/<id:ticket_id>/parties/<id:notification_id>/ack")
+@login_required
+def ack_party(ticket_id: int, notification_id: int):
+    """Staff of a notified party acknowledge it (收到)."""
+    if readmodel.ticket(engine(), _prefix(), ticket_id) is None:
+        abort(404)
+    if not alarms.may_change(session["user"]["role"]):
+        abort(403)
+    try:
+        notify.acknowledge(engine(), notification_id, ticket_id, session["user"]["username"], _prefix())
+        audit.record(engine(), session["user"]["username"], "ack_notification", str(notification_id))
+    except notify.NotYours as exc:
+        session["flash"] = str(exc)
+    return redirect(url_for("console.ticket", ticket_id=ticket_id))
 
 
 @console.post("/tickets/<id:ticket_id>/act")

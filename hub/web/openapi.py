@@ -123,6 +123,13 @@ def _document(version: str) -> dict[str, Any]:
                 "summary": "A ticket with its timeline (viewing it is audited)",
                 "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": _ID}],
                 "responses": {"200": {"description": "Ticket and timeline"}, "404": err("No such ticket in your area")}}},
+            "/api/v1/tickets/{ticket_id}/parties/{notification_id}/ack": {"post": {
+                "summary": "A notified party (五方联动) acknowledges the ticket's notification; the first stands",
+                "parameters": [{"name": "ticket_id", "in": "path", "required": True, "schema": _ID},
+                               {"name": "notification_id", "in": "path", "required": True, "schema": _ID}],
+                "responses": {"200": {"description": "Acknowledged"}, "401": err("No or bad token"),
+                              "403": err("Viewers cannot acknowledge"),
+                              "404": err("No such ticket, or no such notification of your area on it")}}},
             "/api/v1/tickets/{ticket_id}/actions/{action}": {"post": {
                 "summary": "dispatch, send_back, accept, start, progress (a note), resolve, verify, reject, archive, "
                            "transfer, merge, void, urge, supervise; JSON, or multipart with a JPEG `photo` for "

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import alarms, audit, dispatch, readmodel
+from .. import alarms, audit, dispatch, notify, readmodel
 from ..access import may
 from .base import api_auth, change_ticket, engine, iso, user_prefix
 from .params import INT32_MAX, ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
@@ -66,7 +66,14 @@ def get_ticket(ticket_id: int):
     timeline = readmodel.timeline(engine(), ticket_id)
     photos = readmodel.photos(engine(), ticket_id)
     audit.record(engine(), g.user["username"], "view_ticket", str(ticket_id))
-    return jsonify(ticket=_ticket_json(t), photos=[
+    parties = [{"id": p["id"], "party": p["target"], "scope_code": p["scope_code"], "reason": p["reason"],
+                "notified_at": iso(p["created_at"]), "delivered_at": iso(p["delivered_at"]),
+                "acked_at": iso(p["acked_at"]), "acked_by": p["acked_by"],
+                "webhooks": [{"webhook": d["webhook"], "attempts": d["attempts"],
+                              "delivered_at": iso(d["delivered_at"]), "failed_at": iso(d["failed_at"]),
+                              "last_error": d["last_error"]} for d in p["deliveries"]]}
+               for p in readmodel.parties(engine(), ticket_id)]
+    return jsonify(ticket=_ticket_json(t), parties=parties, photos=[
         {"id": p["id"], "purpose": p["purpose"], "actor": p["actor"], "at": iso(p["at"]),
          "url": f"/api/v1/tickets/{ticket_id}/photos/{p['id']}"} for p in photos], timeline=[
         {"actor": r["actor"], "action": r["action"], "from": r["from_state"], "to": r["to_state"],
@@ -108,6 +115,21 @@ def act(ticket_id: int, action: str):
     photo_id = _photo(ticket_id, action)
     audit.record(engine(), g.user["username"], f"ticket_{action}", str(ticket_id))
     return jsonify(ticket=_ticket_json(t), photo_id=photo_id)
+
+
+@tickets_api.post("/<id:ticket_id>/parties/<id:notification_id>/ack")
+@api_auth
+def ack_party(ticket_id: int, notification_id: int):
+    """A notified party's staff acknowledge it (收到); the first acknowledgement stands."""
+    _visible(ticket_id)
+    if not alarms.may_change(g.user["role"]):
+        raise ApiError(403, "forbidden", "viewers cannot acknowledge")
+    try:
+        first = notify.acknowledge(engine(), notification_id, ticket_id, g.user["username"], _prefix())
+    except notify.NotYours as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    audit.record(engine(), g.user["username"], "ack_notification", str(notification_id))
+    return jsonify(notification_id=notification_id, acknowledged=True, first=first)
 
 
 @tickets_api.get("/<id:ticket_id>/photos/<id:photo_id>")
