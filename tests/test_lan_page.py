@@ -5,10 +5,12 @@ pair, it syncs to a real hub over the hub's embedded broker."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from edge.pillar.simulator import PillarSim
@@ -141,3 +143,46 @@ def test_a_viewer_cannot_acknowledge_and_mjpeg_is_the_fallback(lan, browser):  #
         reader.cancel(); const s = Array.from(got.slice(0, 200)).map(c => String.fromCharCode(c)).join('');
         const i = got.findIndex((b, k) => b === 0xff && got[k + 1] === 0xd8); return {head: s.slice(0, 60), soi: i}; }""")
     assert jpeg["head"].startswith("--frame") and "image/jpeg" in jpeg["head"] and jpeg["soi"] > 0
+
+
+def test_the_hubs_accept_and_close_reach_the_lan_banners(lan, browser):  # noqa: F811
+    hub, edge, sim, base = lan
+    hub.cli("user", "add", "--config", str(hub.config), "chief", "--role", "admin", "--password-stdin",
+            stdin="chief password 123\n")
+    token = hub.cli("token", "create", "--config", str(hub.config), "chief")
+    page = browser.new_page()
+    login(page, base, "monitor", PASSWORD)
+    expect(page.locator("#logout")).to_be_visible()
+    sim.click()
+    sim.click()  # within the merge window: the same alarm, one banner with two presses
+    expect(page.locator("#alarms .banner.waiting")).to_have_count(1, timeout=10000)
+    for n in (2, 3):  # two more alarms
+        time.sleep(1.5)
+        sim.click()
+        expect(page.locator("#alarms .banner.waiting")).to_have_count(n, timeout=10000)
+    expect(page.locator("#ack-all")).to_be_visible()
+
+    def alarm_ids():
+        with hub.engine.connect() as conn:
+            return [r[0] for r in conn.exec_driver_sql("SELECT id FROM events WHERE type = 'alarm' ORDER BY id")]
+    wait_for(lambda: len(alarm_ids()) == 3, 10, "the alarms on the hub")
+    first, older, newer = alarm_ids()
+    # newest first; the centre accepts the newer one: its banner turns to "中心已受理" at once
+    assert page.locator("#alarms .banner").first.get_attribute("id") == f"alarm-{newer}"
+    assert hub.post(f"/api/v1/alarms/{newer}/accept", token)[0] == 202
+    accepted = page.locator(f"#alarm-{newer}")
+    expect(accepted).to_have_class(re.compile("help-coming"), timeout=5000)
+    expect(accepted.locator(".state")).to_contain_text("中心已受理")
+    page.screenshot(path=str(SHOTS / "lan-alarm-accepted.png"))
+    # the village monitor acknowledges what is left with one button
+    page.click("#ack-all")
+    expect(page.locator("#alarms .banner.waiting")).to_have_count(0, timeout=5000)
+    for alarm in (first, older):
+        expect(page.locator(f"#alarm-{alarm} .state")).to_contain_text("monitor")
+    # the centre closes the accepted alarm's ticket: its banner leaves the page
+    with hub.engine.connect() as conn:
+        ticket = conn.execute(sa.text("SELECT id FROM tickets WHERE event_id = :a"), {"a": newer}).scalar()
+    for action in ("start", "resolve"):
+        assert hub.post(f"/api/v1/tickets/{ticket}/actions/{action}", token)[0] == 200
+    expect(accepted).to_have_count(0, timeout=5000)
+    expect(page.locator(f"#alarm-{older}")).to_have_count(1)
