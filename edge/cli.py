@@ -285,6 +285,8 @@ def analyze(video: str, config_file: str, camera: str | None) -> None:
             raise click.ClickException(str(exc)) from None
 
     def show(ev: VisionEvent) -> None:
+        if ev.type == "motion_start":
+            return  # the whole motion is printed when it ends
         data = {k: v for k, v in ev.data.items() if k not in ("thumb", "start", "end")}
         click.echo(json.dumps({"type": ev.type, "start": round(ev.t_start, 2), "end": round(ev.t_end, 2),
                                "id": ev.id, **data}, ensure_ascii=False))

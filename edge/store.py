@@ -200,6 +200,12 @@ class Store:
                     "UPDATE alarms SET presses = max(presses, ?), updated_at = ? WHERE id = ?",
                     [(int(e.data.get("presses", 1)), now, e.data.get("alarm_id")) for e in events
                      if e.type == "alarm_update" and isinstance(e.data.get("presses"), int)])
+                # a motion's end folds into the motion reported at its start (the LAN page reads one event)
+                self._conn.executemany(
+                    "UPDATE events SET data = json_patch(data, ?) WHERE id = ? AND type = 'motion'",
+                    [(json.dumps({**{k: v for k, v in e.data.items() if k != "motion_id"}, "ended": True},
+                                 ensure_ascii=False), e.data.get("motion_id")) for e in events
+                     if e.type == "motion_update" and isinstance(e.data.get("motion_id"), str)])
                 self._conn.commit()
             except sqlite3.Error as exc:
                 self._conn.rollback()
@@ -337,9 +343,10 @@ class Store:
 
     def events(self, *, camera: str | None = None, type: str | None = None, since: float | None = None,
                until: float | None = None, before_seq: int | None = None, after_seq: int | None = None,
-               limit: int = 50) -> list[dict[str, Any]]:
+               limit: int = 50, exclude_type: str | None = None) -> list[dict[str, Any]]:
         """Events newest first (oldest first with ``after_seq``), filtered; ``data`` decoded."""
         filters = [("json_extract(data, '$.camera') = ?", camera or None), ("type = ?", type or None),
+                   ("type != ?", exclude_type),
                    ("ts >= ?", since), ("ts <= ?", until), ("seq < ?", before_seq), ("seq > ?", after_seq)]
         where = [clause for clause, value in filters if value is not None]
         args = [value for _, value in filters if value is not None]

@@ -85,3 +85,25 @@ def merge_alarm_updates(conn: sa.Connection, batch: list[Event]) -> int:
         conn.execute(events.update().where(events.c.id == alarm_id).values(data={**row.data, "presses": presses}))
         changed += 1
     return changed
+
+
+def merge_motion_updates(conn: sa.Connection, batch: list[Event]) -> int:
+    """Fold ``motion_update`` events (a motion's end, zones, peak area, snapshot and clip, sent
+    when it ends) into the ``motion`` event reported when it started, so the motion reads as one
+    event. Only a motion of the device that sent the update. Returns how many motions changed."""
+    changed = 0
+    for e in batch:
+        motion_id = e.data.get("motion_id")
+        if e.type != "motion_update" or not isinstance(motion_id, str):
+            continue
+        row = conn.execute(sa.select(events.c.data).where(events.c.id == motion_id)
+                           .where(events.c.device_id == e.device_id).where(events.c.type == "motion")).first()
+        if row is None:
+            logger.warning("device=%s sent a motion_update for %s, which is not one of its motions",
+                           e.device_id, motion_id[:40])
+            continue
+        update = {k: v for k, v in e.data.items() if k != "motion_id"}
+        conn.execute(events.update().where(events.c.id == motion_id).values(data={**row.data, **update,
+                                                                                 "ended": True}))
+        changed += 1
+    return changed

@@ -254,6 +254,7 @@ class Ingest:
                 registry.ensure_devices(conn, {m.device_id for m in messages})
                 new_ids = eventlog.store_events(conn, list(events.values()))
                 eventlog.merge_alarm_updates(conn, list(events.values()))
+                eventlog.merge_motion_updates(conn, [e for e in events.values() if e.id in new_ids])
                 for ev in events.values():
                     if ev.type == "alarm":  # once per event id: a resent alarm finds its ticket
                         alarms.open_alarm_ticket(conn, ev.device_id, ev.id, now)

@@ -37,6 +37,7 @@ class Priority(IntEnum):
 #: on the wire (forward compatibility) with the priority the sender gave them.
 EVENT_TYPES: dict[str, Priority] = {
     "motion": Priority.NORMAL,
+    "motion_update": Priority.NORMAL,
     "face": Priority.NORMAL,
     "video_loss": Priority.HIGH,
     "camera_restored": Priority.HIGH,

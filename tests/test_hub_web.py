@@ -477,3 +477,21 @@ def test_the_devices_page_shows_a_stalled_camera(client, engine):
     page = client.get("/devices").get_data(as_text=True)
     assert 'data-camera="gate" data-state="stalled"' in page and "gate 停滞" in page
     assert 'data-camera="lane" data-state="up"' in page and "lane 正常 · 12.5 fps" in page
+
+
+def test_a_motion_update_completes_only_its_own_devices_motion(engine):
+    gen = EventIdGenerator()
+    a, b = device_id(1), device_id(2)
+    motion = Event(id=gen.new(), device_id=a, type="motion", ts=time.time(), seq=1, priority=1,
+                   data={"camera": "gate", "start": 1.0, "zones": ["gate"]})
+    forged = Event(id=gen.new(), device_id=b, type="motion_update", ts=time.time(), seq=1, priority=1,
+                   data={"motion_id": motion.id, "end": 9.0, "clip": "../../etc/passwd"})
+    update = Event(id=gen.new(), device_id=a, type="motion_update", ts=time.time(), seq=2, priority=1,
+                   data={"motion_id": motion.id, "camera": "gate", "start": 1.0, "end": 3.5, "peak_area": 0.3})
+    with engine.begin() as conn:
+        registry.ensure_devices(conn, {a, b})
+        eventlog.store_events(conn, [motion, forged, update])
+        assert eventlog.merge_motion_updates(conn, [forged, update]) == 1
+    stored = eventlog.get_event(engine, motion.id)
+    assert stored["data"] == {"camera": "gate", "start": 1.0, "zones": ["gate"], "end": 3.5, "peak_area": 0.3,
+                              "ended": True}

@@ -74,3 +74,19 @@ def test_a_reader_never_waits_for_the_writer_and_sees_only_committed_rows(tmp_pa
     other.rollback()
     other.close()
     store.close()
+
+
+def test_a_motions_update_folds_into_the_motion_reported_at_its_start(tmp_path):
+    store = Store(tmp_path / "e.db", DEV)
+    motion = store.add("motion", {"camera": "gate", "start": 1.0, "zones": ["gate"]})
+    other = store.add("motion", {"camera": "yard", "start": 1.5, "zones": []})
+    store.add("motion_update", {"motion_id": motion.id, "camera": "gate", "start": 1.0, "end": 4.0,
+                                "zones": ["gate", "road"], "peak_area": 0.2, "clip": "gate/x.mp4"})
+    rows = {r["id"]: r["data"] for r in store.events(type="motion")}
+    assert rows[motion.id] == {"camera": "gate", "start": 1.0, "end": 4.0, "zones": ["gate", "road"],
+                               "peak_area": 0.2, "clip": "gate/x.mp4", "ended": True}
+    assert rows[other.id] == {"camera": "yard", "start": 1.5, "zones": []}
+    # the update is still an event of its own (it goes to the hub), left out where the motion is shown
+    assert [r["type"] for r in store.events(exclude_type="motion_update")] == ["motion", "motion"]
+    assert len(store.events(type="motion_update")) == 1 and store.outbox_depth() == 3
+    store.close()

@@ -35,8 +35,13 @@ def test_camera_events_reach_the_hub_with_thumbnails(tmp_path, procs):
                                 {"d": dev, "t": kind}).fetchall()
         return [(r[0], json.loads(r[1]) if isinstance(r[1], str) else r[1]) for r in rows]
 
-    wait_for(lambda: hub_events("motion") and hub_events("face"), 60, "motion and face events on the hub")
-    motion_id, motion = hub_events("motion")[0]
+    # the motion is on the hub while it is still going on (ticket rules can fire then) ...
+    started = wait_for(lambda: hub_events("motion"), 60, "the motion on the hub")[0][1]
+    assert "end" not in started and started["camera"] == "gate" and "ended" not in started
+    # ... and its end, peak area, snapshot and clip are folded in when it ends
+    wait_for(lambda: any(m.get("ended") for _, m in hub_events("motion")) and hub_events("face"), 60,
+             "the motion's end and a face on the hub")
+    motion_id, motion = next((i, m) for i, m in hub_events("motion") if m.get("ended"))
     assert motion["camera"] == "gate" and motion["end"] > motion["start"] and motion["peak_area"] > 0
     thumb = cv2.imdecode(np.frombuffer(base64.b64decode(motion["thumb"]), np.uint8), cv2.IMREAD_COLOR)
     assert thumb.shape[:2] == (180, 320)

@@ -143,7 +143,7 @@ class CameraPipeline:
         self.run = self.run + 1 if m.motion else 0
         ev = self.event
         if ev is None and self.run >= self.cfg.motion.start_frames:
-            ev = self._start(frame)
+            ev = self._start(frame, zones=m.zones)
         faces = None
         if ev is not None:
             if m.motion:
@@ -163,18 +163,23 @@ class CameraPipeline:
                 # long motion is split: the next part starts at this frame, not at the start of
                 # the whole run (which dated every later part back to the first one's start)
                 self._end(ev)
-                ev = self._start(frame, back=0.0)
+                ev = self._start(frame, back=0.0, zones=m.zones)
         return FrameResult(frame.index, frame.t, m, faces, ev.id if ev is not None else None)
 
     # --- motion events ------------------------------------------------------------------
 
-    def _start(self, frame: Frame, back: float | None = None) -> _Motion:
+    def _start(self, frame: Frame, back: float | None = None, zones=()) -> _Motion:
         """A new motion event; it starts ``back`` seconds before ``frame`` (by default when the
-        run of motion frames that started it began)."""
+        run of motion frames that started it began). ``motion_start`` goes to the sink at once;
+        ``motion`` (with its end, peak area, snapshot and clip) when it ends."""
         if back is None:
             back = (self.run - 1) / self.fps
         ev = _Motion(self.new_id(), frame.t - back, frame.ts - back, frame.t)
         self.event = ev
+        # reported at once (ticket rules fire on it); the rest follows when it ends
+        self.sink(VisionEvent("motion_start", ev.id, ev.t_start, ev.t_start, ev.ts_start,
+                              {"camera": self.name, "start": round(ev.ts_start, 3),
+                               "zones": sorted(zones)}))
         if self.ring is not None and self.ring.packets:  # the ring holds one session's packets
             self.recordings.append(_Recording(ev.id, self.ring.packets[-1].session,
                                               self.ring.since(ev.t_start - self.cfg.clips.pre_roll_s), ev.t_start,

@@ -74,8 +74,17 @@ class Vision:
         return handle
 
     def _store(self, ev: VisionEvent) -> None:
+        """On the wire a motion is reported when it starts (a ``motion`` event with its start and
+        first zones, under the motion's id) and completed when it ends (a ``motion_update`` naming
+        it, with its end, zones, peak area, snapshot and clip), the way ``alarm_update`` works."""
+        if ev.type == "motion_start":
+            item = NewEvent("motion", ev.data, id=ev.id, ts=ev.ts)
+        elif ev.type == "motion":
+            item = NewEvent("motion_update", {**ev.data, "motion_id": ev.id}, ts=ev.ts)
+        else:
+            item = NewEvent(ev.type, ev.data, id=ev.id, ts=ev.ts)
         try:
-            self.store.add_many([NewEvent(ev.type, ev.data, id=ev.id, ts=ev.ts)])
+            self.store.add_many([item])
             self.stored += 1
         except StoreError as exc:
             logger.error("camera event %s not stored: %s", ev.type, exc)

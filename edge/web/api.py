@@ -65,9 +65,10 @@ def events():
         before = int(a["before"]) if a.get("before") else None
     except ValueError:
         return _error("bad_request", "limit and before are integers", 400)
+    # a motion's end is folded into the motion itself: its update is not a line of its own
     rows = ctx().store.events(camera=a.get("camera") or None, type=a.get("type") or None,
                               since=_time(a.get("since")), until=_time(a.get("until")), before_seq=before,
-                              limit=limit)
+                              limit=limit, exclude_type=None if a.get("type") else "motion_update")
     return jsonify(items=[view(r) for r in rows], next_before=rows[-1]["seq"] if len(rows) == limit else None)
 
 

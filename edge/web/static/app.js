@@ -156,6 +156,7 @@ function row(ev) {
   li.className = "event " + ev.type;
   li.dataset.id = ev.id;
   li.dataset.type = ev.type;
+  li.dataset.ts = ev.ts;
   if (ev.thumb) {
     const img = document.createElement("img");
     img.src = ev.thumb; img.alt = ev.type;
@@ -203,6 +204,11 @@ function listen() {
   es.addEventListener("alarms", (msg) => showAlarms(JSON.parse(msg.data)));
   es.addEventListener("xl", (msg) => {
     const ev = JSON.parse(msg.data);
+    if (ev.type === "motion_update") {  // a motion has ended: its line gets its snapshot and clip
+      const li = document.querySelector(`#events li[data-id="${ev.data.motion_id}"]`);
+      if (li) li.replaceWith(row({ ...ev, id: ev.data.motion_id, type: "motion", ts: Number(li.dataset.ts) }));
+      return;
+    }
     if (!matches(ev) || document.querySelector(`#events li[data-id="${ev.id}"]`)) return;
     const li = row(ev);
     li.classList.add("new");
