@@ -41,11 +41,15 @@ def tickets_page(engine: sa.Engine, prefix: str | None, *, filters: dict[str, st
 
 
 def open_alarms(engine: sa.Engine, prefix: str | None, limit: int = 50) -> tuple[list[Row], int]:
-    """Open urgent tickets in the area, newest first, and the newest ticket id anywhere (where a
+    """Open urgent tickets in the area, newest first, with the village monitor's acknowledgement on
+    the LAN page (``lan_acked_by``, ``lan_acked_at``), and the newest ticket id anywhere (where a
     page's live stream starts)."""
+    lan = notifications.alias("lan")
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(
-            sa.select(tickets).where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
+            sa.select(tickets, lan.c.acked_by.label("lan_acked_by"), lan.c.acked_at.label("lan_acked_at"))
+            .outerjoin(lan, sa.and_(lan.c.ticket_id == tickets.c.id, lan.c.target == "village_monitor"))
+            .where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
             .where(tickets.c.state.in_(OPEN_STATES)).order_by(tickets.c.id.desc()).limit(limit)).mappings()]
         last_id = conn.execute(sa.select(sa.func.max(tickets.c.id))).scalar() or 0
     return rows, last_id

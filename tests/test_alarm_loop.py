@@ -210,6 +210,14 @@ def test_a_lan_acknowledgement_is_on_the_ticket_timeline_and_only_for_its_own_de
         party = conn.execute(sa.text("SELECT acked_by, acked_at FROM notifications WHERE ticket_id = :t "
                                      "AND target = 'village_monitor'"), {"t": ticket}).one()
     assert party[0] == "monitor" and party[1] is not None
+    # and on the dashboard's list of active alarms: who, when
+    hub.cli("user", "add", "--config", str(hub.config), "chief", "--role", "admin", "--password-stdin",
+            stdin="chief password 123\n")
+    chief = Console(hub)
+    chief.login("chief", "chief password 123")
+    page = chief.opener.open(f"{chief.base}/", timeout=10).read().decode()
+    cell = re.search(r'<td class="lan-ack">([^<]*)</td>', page).group(1)
+    assert cell.startswith("monitor · ")
     for c in clients:
         c.loop_stop()
         c.disconnect()
