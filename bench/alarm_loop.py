@@ -92,6 +92,13 @@ def main() -> None:
 
     ticket_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
     webhook_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
+    # where a press's time goes: onto the device's disk, then into the hub's database
+    edge_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
+    hub_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
+    # and an accept's: the command written on the hub, applied on the device, on the LED
+    written_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
+    applied_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
+    wall = time.time() - time.monotonic()
     receiver = Receiver()
     led_ms: dict[str, list[float]] = {"idle": [], "backlog": []}
     with contextlib.ExitStack() as stack:
@@ -156,6 +163,11 @@ def main() -> None:
                 sim.write_raw(frame)
                 _, alarm_id = wait_for(lambda: ticket_of(hub, tick), 10, f"the ticket of alarm {tick}", interval=0.005)
                 ticket_ms[phase].append((time.time() - t0) * 1000)
+                [(created,)] = edge._query(f"SELECT created_at FROM events WHERE id = '{alarm_id}'")
+                with hub.engine.connect() as conn:
+                    stored = conn.execute(sa.text("SELECT stored_at FROM events WHERE id = :a"), {"a": alarm_id}).scalar()
+                edge_ms[phase].append((created - t0) * 1000)
+                hub_ms[phase].append((stored - created) * 1000)
                 got = wait_for(lambda: receiver.arrived.get(alarm_id), 10, "the police station's webhook",
                                interval=0.005)
                 webhook_ms[phase].append((got - t0) * 1000)
@@ -166,12 +178,25 @@ def main() -> None:
                 lit = wait_for(lambda: led_after(sim, sf.Led.HELP_COMING, m0), 10, "LED 'help coming'",
                                interval=0.005)
                 led_ms[phase].append((lit - m0) * 1000)
+                with hub.engine.connect() as conn:
+                    cmd_id, written = conn.execute(sa.text("SELECT id, created_at FROM device_commands WHERE "
+                                                           "alarm_id = :a"), {"a": alarm_id}).one()
+                [(applied,)] = edge._query(f"SELECT applied_at FROM applied_commands WHERE id = '{cmd_id}'")
+                written_ms[phase].append((written - (m0 + wall)) * 1000)
+                applied_ms[phase].append((applied - written) * 1000)
                 time.sleep(0.02)
             print(f"{phase}: {len(ticket_ms[phase])} presses; press → ticket p50 "
                   f"{percentile(ticket_ms[phase], 50):.1f} ms p99 {percentile(ticket_ms[phase], 99):.1f} ms; "
                   f"accept → LED p50 {percentile(led_ms[phase], 50):.1f} ms p99 "
                   f"{percentile(led_ms[phase], 99):.1f} ms; press → webhook p50 "
                   f"{percentile(webhook_ms[phase], 50):.1f} ms p99 {percentile(webhook_ms[phase], 99):.1f} ms",
+                  flush=True)
+            print(f"  of press → ticket: press → stored on the device p50 {percentile(edge_ms[phase], 50):.1f} "
+                  f"p99 {percentile(edge_ms[phase], 99):.1f} ms; device → stored on the hub p50 "
+                  f"{percentile(hub_ms[phase], 50):.1f} p99 {percentile(hub_ms[phase], 99):.1f} ms", flush=True)
+            print(f"  of accept → LED: accept → command written p50 {percentile(written_ms[phase], 50):.1f} "
+                  f"p99 {percentile(written_ms[phase], 99):.1f} ms; written → applied on the device p50 "
+                  f"{percentile(applied_ms[phase], 50):.1f} p99 {percentile(applied_ms[phase], 99):.1f} ms",
                   flush=True)
         hub.engine.dispose()
     print(json.dumps({

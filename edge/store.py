@@ -220,11 +220,13 @@ class Store:
         if not event_ids:
             return 0
         now = time.time()
-        with self._lock, self._conn:
-            removed = 0
-            for start in range(0, len(event_ids), 500):
-                chunk = event_ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+        removed = 0
+        # one short transaction per chunk: an alarm's write waits for one chunk at most, not for
+        # a whole burst of acks (a lost chunk is only sent again; the hub knows it by id)
+        for start in range(0, len(event_ids), 250):
+            chunk = event_ids[start:start + 250]
+            marks = ",".join("?" * len(chunk))
+            with self._lock, self._conn:
                 removed += self._conn.execute(f"DELETE FROM outbox WHERE event_id IN ({marks})", chunk).rowcount
                 self._conn.execute(f"UPDATE events SET synced_at = ? WHERE id IN ({marks}) AND synced_at IS NULL",
                                    [now, *chunk])

@@ -1,9 +1,12 @@
 """Edge to hub sync over MQTT (paho-mqtt, QoS 1).
 
 Threads: paho's network loop owns the socket and only hands messages over (acks and the
-hub's status go into a queue); the sync worker owns the outbox cursor. The worker drains
-the outbox lane by lane (alarm first, then by sequence) with a bounded in-flight window;
-urgent events may go beyond the window, so an alarm never waits behind a backlog. An event
+hub's status go into a queue for the sync worker, commands into a queue for the urgent
+worker). The sync worker drains the outbox's normal lanes by sequence with a bounded in-flight
+window and removes acked events (``mark_synced``, in short transactions). The urgent worker
+sends the urgent lane (alarms) beyond the window and applies the hub's commands, so neither
+waits behind a backlog, its acks or a pass of the sync worker. The cursors and the in-flight
+set are shared under one lock, never held across a store write. An event
 leaves the outbox only when the hub acks it; whatever was in flight is sent again after a
 reconnect, when the hub comes back online (or a new hub run is seen: the hub's status names its
 run), or when no ack came within ``ack_timeout_s`` while the hub is online; while the hub is known
@@ -107,7 +110,11 @@ class SyncEngine:
         self._connected = threading.Event()
         self._inflight: dict[str, float] = {}
         self._cursor = {p: 0 for p in Priority}
+        self._state = threading.RLock()  # _inflight and _cursor
+        self._urgent_wake = threading.Event()
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._run, name=f"sync-{self.device_id}", daemon=True)
+        self._urgent = threading.Thread(target=self._run_urgent, name=f"urgent-{self.device_id}", daemon=True)
         self._client = self._make_client()
 
     # --- paho wiring (runs in paho's network thread) -----------------------------------------
@@ -154,7 +161,9 @@ class SyncEngine:
             if msg.topic == topics.hub_status():
                 self._inbox.put(("hub", (decode_hub_status(msg.payload), bool(msg.retain))))
             elif msg.topic == topics.command(self.device_id):
-                self._inbox.put(("cmd", decode_command(msg.payload)))
+                self._commands.put(decode_command(msg.payload))
+                self._urgent_wake.set()
+                return
             else:
                 self._inbox.put(("ack", decode_ack(msg.payload)))
         except ProtocolError as exc:
@@ -168,6 +177,7 @@ class SyncEngine:
         logger.error("device=%s %s", self.device_id, reason)
         self._stop.set()
         self._wake.set()
+        self._urgent_wake.set()
         if self.on_fatal:
             self.on_fatal(reason)
 
@@ -178,12 +188,15 @@ class SyncEngine:
         self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
         self._client.loop_start()
         self._worker.start()
+        self._urgent.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10)
+        self._urgent_wake.set()
+        for thread in (self._worker, self._urgent):
+            if thread.is_alive():
+                thread.join(timeout=10)
         if self._connected.is_set():
             info = self._client.publish(topics.status(self.device_id),
                                         encode_status(Status(state="offline", ts=time.time())), qos=1, retain=True)
@@ -195,11 +208,12 @@ class SyncEngine:
         self._client.loop_stop()
 
     def alive(self) -> bool:
-        return self.fatal is None and self._worker.is_alive()
+        return self.fatal is None and self._worker.is_alive() and self._urgent.is_alive()
 
     def notify(self) -> None:
         """New rows are in the outbox."""
         self._wake.set()
+        self._urgent_wake.set()
 
     @property
     def connected(self) -> bool:
@@ -223,6 +237,22 @@ class SyncEngine:
             except Exception:  # a bug in one pass must not end syncing for good
                 logger.exception("device=%s sync pass failed; retrying", self.device_id)
                 time.sleep(1)
+
+    def _run_urgent(self) -> None:
+        while not self._stop.is_set():
+            self._urgent_wake.wait(timeout=0.5)
+            self._urgent_wake.clear()
+            try:
+                while True:
+                    try:
+                        self._command(self._commands.get_nowait())
+                    except queue.Empty:
+                        break
+                if self._connected.is_set():
+                    self._send_lane(Priority.URGENT, URGENT_BURST, time.monotonic())
+            except Exception:
+                logger.exception("device=%s urgent pass failed; retrying", self.device_id)
+                time.sleep(0.2)
 
     def _take_inbox(self) -> None:
         acked: list[str] = []
@@ -252,13 +282,12 @@ class SyncEngine:
                     logger.info("device=%s hub is online%s", self.device_id, " (a new run)" if new_run else "")
             elif kind == "resend":
                 resend = True
-            elif kind == "cmd":
-                self._command(value)  # type: ignore[arg-type]
         if acked:
             removed = self.store.mark_synced(acked)
             self.counters["acked"] += removed
-            for event_id in acked:
-                self._inflight.pop(event_id, None)
+            with self._state:
+                for event_id in acked:
+                    self._inflight.pop(event_id, None)
             if self.on_acked:
                 self.on_acked(acked)
         if resend:
@@ -279,48 +308,64 @@ class SyncEngine:
 
     def _rewind(self) -> None:
         """Send everything unacked again, from the front of each lane."""
-        if self._inflight:
-            self.counters["resends"] += len(self._inflight)
-        self._inflight.clear()
-        self._cursor = {p: 0 for p in Priority}
+        with self._state:
+            if self._inflight:
+                self.counters["resends"] += len(self._inflight)
+            self._inflight.clear()
+            self._cursor = {p: 0 for p in Priority}
+        self._urgent_wake.set()
 
     def _check_timeouts(self) -> None:
-        if not self._inflight:
-            return
         if self.hub_online is False:
             return  # the hub's session queues what was sent; its return rewinds
-        oldest = min(self._inflight.values())
+        with self._state:
+            if not self._inflight:
+                return
+            oldest = min(self._inflight.values())
         if time.monotonic() - oldest > self.cfg.sync.ack_timeout_s:
             logger.warning("device=%s %d event(s) not acked within %.0f s; sending again", self.device_id,
                            len(self._inflight), self.cfg.sync.ack_timeout_s)
             self._rewind()
 
     def _fill_window(self) -> None:
-        room = self.cfg.sync.inflight_window - len(self._inflight)
+        """The normal lanes, highest first, within the in-flight window (the urgent worker sends
+        the urgent lane)."""
         now = time.monotonic()
-        for lane in sorted(Priority, reverse=True):
-            urgent = lane == Priority.URGENT and self.hub_urgent_lane
-            event_topic = topics.urgent(self.device_id) if urgent else topics.event(self.device_id)
-            limit = max(room, URGENT_BURST) if lane == Priority.URGENT else room
-            if limit <= 0:
-                continue
+        for lane in sorted((p for p in Priority if p != Priority.URGENT), reverse=True):
+            with self._state:
+                room = self.cfg.sync.inflight_window - len(self._inflight)
+            if room <= 0:
+                return
+            sent, more = self._send_lane(lane, room, now)
+            if sent is None:
+                return
+            if more:
+                self._wake.set()  # more is waiting in this lane
+                return
+
+    def _send_lane(self, lane: Priority, limit: int, now: float) -> tuple[list[str] | None, bool]:
+        """Publish up to ``limit`` rows of a lane after its cursor. Returns the ids sent (None if
+        the connection dropped: the next connect rewinds) and whether more may be waiting."""
+        urgent = lane == Priority.URGENT and self.hub_urgent_lane
+        event_topic = topics.urgent(self.device_id) if urgent else topics.event(self.device_id)
+        sent: list[str] = []
+        with self._state:
             rows = self.store.fetch_lane(lane, self._cursor[lane], limit)
-            sent: list[str] = []
             for row in rows:
                 info = self._client.publish(event_topic, row.payload, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    break  # connection dropped: the next connect rewinds
+                    break
                 self._inflight[row.event_id] = now
                 self._cursor[lane] = row.seq
                 sent.append(row.event_id)
-            self.counters["published"] += len(sent)
-            if sent and lane == Priority.URGENT and self.on_sent:
-                self.on_sent(sent)
-            if len(sent) < len(rows):
-                return
-            room -= len(rows)
-            if len(rows) == limit:
-                self._wake.set()  # more is waiting in this lane
+        self.counters["published"] += len(sent)
+        if sent and lane == Priority.URGENT and self.on_sent:
+            self.on_sent(sent)
+        if len(sent) < len(rows):
+            return None, False
+        if lane == Priority.URGENT and len(rows) == limit:
+            self._urgent_wake.set()
+        return sent, len(rows) == limit
 
     def _heartbeat(self) -> None:
         usage = shutil.disk_usage(self.store.path.parent)

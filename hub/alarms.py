@@ -21,6 +21,7 @@ from protocols.messages import Event
 
 from . import commands, dispatch
 from .access import may, ticket_filter
+from .db import WRITE_GATE
 from .schema import events, notifications, tickets
 
 logger = logging.getLogger(__name__)
@@ -98,9 +99,12 @@ def act(engine: sa.Engine, ticket_id: int, action: str, user: dict[str, Any], *,
         raise NotFound(f"no action {action[:40]!r}")
     if not allowed(user["role"], ticket, action):
         raise Forbidden(f"a {user['role']} may not {action} this ticket")
-    return dispatch.act(engine, ticket_id, action, user["username"], reason=reason, grid_code=grid_code,
-                        merged_into=merged_into, now=now, scope=scope,
-                        effects=_effects if dispatch.is_alarm_ticket(ticket) else None)
+    if not dispatch.is_alarm_ticket(ticket):
+        return dispatch.act(engine, ticket_id, action, user["username"], reason=reason, grid_code=grid_code,
+                            merged_into=merged_into, now=now, scope=scope)
+    with WRITE_GATE.urgent():  # the pillar is waiting for this
+        return dispatch.act(engine, ticket_id, action, user["username"], reason=reason, grid_code=grid_code,
+                            merged_into=merged_into, now=now, scope=scope, effects=_effects)
 
 
 def accept(engine: sa.Engine, alarm_id: str, user: dict[str, Any], *, scope: str | None,

@@ -3,6 +3,9 @@ one dialect difference the code needs (insert-or-ignore). The tables are in ``hu
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -26,6 +29,33 @@ def make_engine(url: str) -> sa.Engine:
             cur.close()
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class WriteGate:
+    """Writers on the alarm path (an alarm's ticket change, the urgent ingest lane) say so while
+    they write; bulk writers (the main ingest lane) wait between their transactions while one
+    does. SQLite has a single writer: without this an accept waits behind a backlog's batches."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writers = 0
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        with self._lock:
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writers -= 1
+
+    def busy(self) -> bool:
+        return self._writers > 0
+
+
+#: the process's gate (the hub runs its web, ingest lanes and senders in one process)
+WRITE_GATE = WriteGate()
 
 
 def migrate(engine: sa.Engine) -> None:

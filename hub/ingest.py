@@ -32,6 +32,8 @@ from . import rules as rule_tickets
 
 logger = logging.getLogger(__name__)
 
+MAX_YIELD_S = 0.5  # the longest the main lane waits for the urgent lane between two batches
+
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class Ingest:
             raise ValueError("lane: main or urgent")
         self.lane = lane
         self.on_connected = None  # called (network thread) after each connect
+        #: main lane: a callable that is true while the urgent lane has alarms to store; the main
+        #: lane waits for it (briefly) between its batches, so an alarm does not wait for the
+        #: database behind a backlog (SQLite has one writer)
+        self.yield_to = None
+        self._storing = False
         self.urgent_lane_ready = urgent_lane_ready or (lambda: False)
         self.engine = engine
         #: called (ingest thread) after a batch in which devices came online: their commands are due
@@ -162,12 +169,17 @@ class Ingest:
                 first = self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
+            self._storing = True
             batch = [first]
             while len(batch) < self.batch_max:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if self.yield_to is not None:
+                deadline = time.monotonic() + MAX_YIELD_S
+                while self.yield_to() and time.monotonic() < deadline:
+                    time.sleep(0.001)
             while True:
                 try:
                     self._handle(batch)
@@ -181,6 +193,11 @@ class Ingest:
                     self.counters["db_errors"] += 1
                     logger.exception("ingest failed on a batch of %d messages; they are dropped", len(batch))
                     break
+            self._storing = False
+
+    def busy(self) -> bool:
+        """Messages are waiting or being stored (the urgent lane's, for the main lane to yield to)."""
+        return self._storing or not self._queue.empty()
 
     def _bad(self, msg: mqtt.MQTTMessage, reason: str) -> None:
         self.counters["malformed"] += 1

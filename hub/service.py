@@ -16,7 +16,7 @@ from .broker import Credentials, EmbeddedBroker
 from .commands import CommandSender
 from .notify import Notifier, webhooks_from_config
 from .config import HubConfig
-from .db import make_engine, migrate
+from .db import WRITE_GATE, make_engine, migrate
 from .ingest import Ingest
 from .web import create_app
 
@@ -104,9 +104,11 @@ class Hub:
         self.ingest = Ingest(self.engine, batch_max=cfg.ingest.batch_max, rules=cfg.dispatch.rules,
                              urgent_lane_ready=lambda: self.urgent.connected, **conn)
         self.urgent.on_connected = self.ingest.publish_status
+        self.ingest.yield_to = lambda: self.urgent.busy() or WRITE_GATE.busy()
         components.append(("ingest-urgent", self.urgent))
         components.append(("ingest", self.ingest))
-        self.commands = CommandSender(self.engine, self.ingest.publish_command, connected=lambda: self.ingest.connected)
+        # commands go out on the urgent lane's connection: the main one is busy with a backlog's acks
+        self.commands = CommandSender(self.engine, self.urgent.publish_command, connected=lambda: self.urgent.connected)
         self.ingest.on_device_online = self.commands.wake
         components.append(("commands", self.commands))
         try:
