@@ -80,15 +80,22 @@ def create_token(engine: sa.Engine, username: str, name: str) -> str:
     return token
 
 
+TOKEN_USE_RESOLUTION_S = 60.0  # last_used_at is kept to the minute: a request does not write each time
+
+
 def check_token(engine: sa.Engine, token: str) -> dict | None:
+    now = time.time()
     with engine.begin() as conn:
         row = conn.execute(
-            sa.select(api_tokens.c.id, users.c.id.label("user_id"), users.c.username, users.c.role, users.c.scope_code)
+            sa.select(api_tokens.c.id, api_tokens.c.last_used_at, users.c.id.label("user_id"), users.c.username,
+                      users.c.role, users.c.scope_code)
             .join(users, users.c.id == api_tokens.c.user_id)
             .where(api_tokens.c.token_hash == _sha256(token))).mappings().first()
         if row is None:
             return None
-        conn.execute(api_tokens.update().where(api_tokens.c.id == row["id"]).values(last_used_at=time.time()))
+        # a write waits for the database's one writer (SQLite): only when the mark is stale
+        if row["last_used_at"] is None or now - row["last_used_at"] >= TOKEN_USE_RESOLUTION_S:
+            conn.execute(api_tokens.update().where(api_tokens.c.id == row["id"]).values(last_used_at=now))
     return {"id": row["user_id"], "username": row["username"], "role": row["role"], "scope_code": row["scope_code"]}
 
 

@@ -33,6 +33,8 @@ from . import rules as rule_tickets
 logger = logging.getLogger(__name__)
 
 MAX_YIELD_S = 0.5  # the longest the main lane waits for the urgent lane between two batches
+BATCH_TARGET_S = 0.05  # how long one main-lane transaction should take at most
+MIN_BATCH = 20
 
 
 
@@ -70,6 +72,7 @@ class Ingest:
         #: database behind a backlog (SQLite has one writer)
         self.yield_to = None
         self._storing = False
+        self._batch_limit = batch_max
         self.urgent_lane_ready = urgent_lane_ready or (lambda: False)
         self.engine = engine
         #: called (ingest thread) after a batch in which devices came online: their commands are due
@@ -171,7 +174,7 @@ class Ingest:
                 continue
             self._storing = True
             batch = [first]
-            while len(batch) < self.batch_max:
+            while len(batch) < self._batch_limit:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
@@ -180,9 +183,11 @@ class Ingest:
                 deadline = time.monotonic() + MAX_YIELD_S
                 while self.yield_to() and time.monotonic() < deadline:
                     time.sleep(0.001)
+            started = time.monotonic()
             while True:
                 try:
                     self._handle(batch)
+                    self._fit_batch(len(batch), time.monotonic() - started)
                     break
                 except _DatabaseAway as exc:  # keep the batch, retry, ack nothing
                     self.counters["db_errors"] += 1
@@ -194,6 +199,17 @@ class Ingest:
                     logger.exception("ingest failed on a batch of %d messages; they are dropped", len(batch))
                     break
             self._storing = False
+
+    def _fit_batch(self, size: int, took: float) -> None:
+        """Keep the main lane's transactions near ``BATCH_TARGET_S``, so the urgent lane (and an
+        alarm's ticket change) never waits long for the database: smaller batches when the
+        machine is busy, back up to ``batch_max`` when it is not."""
+        if self.yield_to is None or size < self._batch_limit // 2:
+            return
+        if took > BATCH_TARGET_S:
+            self._batch_limit = max(MIN_BATCH, int(self._batch_limit * BATCH_TARGET_S / took))
+        else:
+            self._batch_limit = min(self.batch_max, self._batch_limit * 2)
 
     def busy(self) -> bool:
         """Messages are waiting or being stored (the urgent lane's, for the main lane to yield to)."""
