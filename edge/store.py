@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 migrations = Migrations("xueliang-edge")
 
+CHECKPOINT_EVERY_S = 1.0
+
 
 @migrations()
 def m001_events_and_outbox(db: Database) -> None:
@@ -136,6 +138,12 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self.db = Database(self._conn)
         migrations.apply(self.db)
+        # WAL checkpoints run on a thread of their own, not inside whichever write crosses the
+        # threshold: an alarm's write must not copy a backlog's pages into the database first
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpoint_stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="store-checkpoint", daemon=True)
+        self._checkpointer.start()
         # readers (the LAN page, the heartbeat, the quota sweep) get their own read-only
         # connection per thread: with WAL they never wait for, or delay, the writer
         self._readers = threading.local()
@@ -156,8 +164,25 @@ class Store:
                 self._reader_conns.append(conn)
         yield conn
 
+    def _checkpoints(self) -> None:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    logger.warning("store checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
     def close(self) -> None:
+        self._checkpoint_stop.set()
+        self._checkpointer.join(timeout=10)
         with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
             self._conn.close()
         with self._readers_lock:
             for conn in self._reader_conns:
