@@ -63,6 +63,29 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def shown_on_console(engine: sa.Engine, ticket_ids: list[int], user_scope: str | None, *,
+                     now: float | None = None) -> int:
+    """The console channel: tickets were put in front of a user (the dashboard, its live stream).
+    That delivers the notifications of the party the user belongs to: grid workers, the town or
+    the county centre whose area is the user's own (a user of the whole county stands for the
+    county centre; the police station is reached by its webhook, the village monitor by the
+    pillar's LAN page). Returns rows marked."""
+    if not ticket_ids:
+        return 0
+    now = time.time() if now is None else now
+    console_parties = notifications.c.target.in_(("grid_workers", "town_centre", "county_centre"))
+    mine = sa.and_(notifications.c.scope_code == user_scope, console_parties) if user_scope \
+        else (notifications.c.target == "county_centre")
+    with engine.connect() as conn:  # read first: a write would wait for the database's one writer
+        ids = [r[0] for r in conn.execute(sa.select(notifications.c.id).where(notifications.c.ticket_id.in_(ticket_ids))
+                                          .where(notifications.c.delivered_at.is_(None)).where(mine))]
+    if not ids:
+        return 0
+    with engine.begin() as conn:
+        return conn.execute(notifications.update().where(notifications.c.id.in_(ids))
+                            .where(notifications.c.delivered_at.is_(None)).values(delivered_at=now)).rowcount
+
+
 class NotYours(Exception):
     """The notification is not of the user's area (or does not exist on that ticket)."""
 

@@ -130,6 +130,32 @@ def test_a_webhook_that_fails_3_times_then_recovers_gets_each_notification_once(
     assert acked["police_station"] == ("town", True) and acked["town_centre"] == (None, False)
 
 
+def test_the_console_delivers_to_the_party_whose_user_sees_it(tmp_path, procs, db_url):
+    from .test_alarm_loop import Console
+    receiver = Receiver(fail=10**6)  # the webhook never takes anything: only the console delivers
+    hub = _hub(tmp_path, procs, db_url, receiver)
+    dev = device_id(1, "134")
+    password = hub.add_device(dev, kind="alarm-pillar", grid=GRID)
+    hub.cli("user", "add", "--config", str(hub.config), "town", "--role", "operator", "--scope", "330102001000",
+            "--password-stdin", stdin="town password 123\n")
+    hub.start()
+    alarm = _press(hub, dev, password)
+
+    def delivered():
+        with hub.engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT n.target, n.delivered_at FROM notifications n JOIN tickets t "
+                                             "ON t.id = n.ticket_id WHERE t.event_id = :e"), {"e": alarm.id}).all())
+    wait_for(lambda: delivered(), 10, "the alarm's notifications")
+    assert delivered()["town_centre"] is None
+    town = Console(hub)
+    town.login("town", "town password 123")
+    town.opener.open(f"{town.base}/", timeout=10).read()  # the dashboard with the active alarm
+    got = delivered()
+    assert got["town_centre"] is not None  # the town centre saw it
+    assert got["police_station"] is None and got["county_centre"] is None  # not through the town's screen
+    assert got["village_monitor"] is not None  # on the pillar's own page from the start
+
+
 def test_an_alarm_nobody_accepts_escalates_and_the_town_is_told(tmp_path, procs, db_url):
     receiver = Receiver(fail=0)
     hub = _hub(tmp_path, procs, db_url, receiver)

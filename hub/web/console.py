@@ -66,6 +66,7 @@ def dashboard():
     devices = registry.list_devices(engine(), offline_after_s=offline_after, prefix=prefix)
     liveness = {k: sum(1 for d in devices if d["liveness"] == k) for k in ("online", "offline", "unknown")}
     alarms, last_id = readmodel.open_alarms(engine(), prefix)
+    notify.shown_on_console(engine(), [t["id"] for t in alarms], session["user"].get("scope_code"))
     return render_template("dashboard.html", counts=stats.counts_by_state(engine(), prefix), liveness=liveness,
                            devices=[device_json(d) for d in devices], alarms=alarms, last_id=last_id,
                            events=[event_json(e) for e in eventlog.query_events(engine(), limit=20, prefix=prefix)],
@@ -79,6 +80,7 @@ def stream():
     prefix = _prefix()
     db = engine()
     english = session.get("lang") == "en"
+    scope_code = session["user"].get("scope_code")
     last = arg_int("after", 0, 0, INT32_MAX)
 
     def generate():
@@ -87,6 +89,7 @@ def stream():
         quiet = 0.0
         while True:
             rows = readmodel.tickets_after(db, prefix, last)
+            notify.shown_on_console(db, [t["id"] for t in rows if t["severity"] == "urgent"], scope_code)
             for t in rows:
                 last = max(last, t["id"])
                 state = STATE_EN[t["state"]] if english else dispatch.STATES[t["state"]]
