@@ -28,6 +28,7 @@ from protocols.messages import (Event, decode_command_ack, decode_event, decode_
                                 encode_ack, encode_hub_status)
 
 from . import alarms, commands, eventlog, registry
+from .db import WRITE_GATE
 from . import rules as rule_tickets
 
 logger = logging.getLogger(__name__)
@@ -282,8 +283,9 @@ class Ingest:
         now = time.time()
         online: set[str] = set()
         acks = 0
+        gate = WRITE_GATE.urgent() if self.lane == "urgent" else WRITE_GATE.bulk(MAX_YIELD_S)
         try:
-            with self.engine.begin() as conn:
+            with gate, self.engine.begin() as conn:
                 registry.ensure_devices(conn, {m.device_id for m in messages})
                 new_ids = eventlog.store_events(conn, list(events.values()))
                 eventlog.merge_alarm_updates(conn, list(events.values()))

@@ -105,6 +105,7 @@ class Hub:
                              urgent_lane_ready=lambda: self.urgent.connected, **conn)
         self.urgent.on_connected = self.ingest.publish_status
         self.ingest.yield_to = lambda: self.urgent.busy() or WRITE_GATE.busy()
+        WRITE_GATE.serialize = self.engine.dialect.name == "sqlite"
         components.append(("ingest-urgent", self.urgent))
         components.append(("ingest", self.ingest))
         # commands go out on the urgent lane's connection: the main one is busy with a backlog's acks

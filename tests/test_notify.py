@@ -130,10 +130,10 @@ def test_a_webhook_that_fails_3_times_then_recovers_gets_each_notification_once(
     assert acked["police_station"] == ("town", True) and acked["town_centre"] == (None, False)
 
 
-def test_the_console_delivers_to_the_party_whose_user_sees_it(tmp_path, procs, db_url):
+def test_the_console_delivers_to_the_party_whose_user_sees_it(tmp_path, procs):
     from .test_alarm_loop import Console
     receiver = Receiver(fail=10**6)  # the webhook never takes anything: only the console delivers
-    hub = _hub(tmp_path, procs, db_url, receiver)
+    hub = _hub(tmp_path, procs, f"sqlite:///{tmp_path / 'hub.db'}", receiver)
     dev = device_id(1, "134")
     password = hub.add_device(dev, kind="alarm-pillar", grid=GRID)
     hub.cli("user", "add", "--config", str(hub.config), "town", "--role", "operator", "--scope", "330102001000",
@@ -156,9 +156,9 @@ def test_the_console_delivers_to_the_party_whose_user_sees_it(tmp_path, procs, d
     assert got["village_monitor"] is not None  # on the pillar's own page from the start
 
 
-def test_an_alarm_nobody_accepts_escalates_and_the_town_is_told(tmp_path, procs, db_url):
+def test_an_alarm_nobody_accepts_escalates_and_the_town_is_told(tmp_path, procs):
     receiver = Receiver(fail=0)
-    hub = _hub(tmp_path, procs, db_url, receiver)
+    hub = _hub(tmp_path, procs, f"sqlite:///{tmp_path / 'hub.db'}", receiver)
     dev = device_id(1, "134")
     password = hub.add_device(dev, kind="alarm-pillar", grid=GRID)
     hub.cli("sla", "set", "--config", str(hub.config), "--category", "alarm", "--severity", "urgent", "--level",
