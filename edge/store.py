@@ -19,63 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from protocols.ids import EventIdGenerator
 from protocols.messages import EVENT_TYPES, Event, Priority, encode_event
 
+from .storeschema import migrations
+
 logger = logging.getLogger(__name__)
 
-migrations = Migrations("xueliang-edge")
-
 CHECKPOINT_EVERY_S = 1.0
-
-
-@migrations()
-def m001_events_and_outbox(db: Database) -> None:
-    db["events"].create({
-        "id": str, "seq": int, "type": str, "priority": int, "ts": float, "data": str,
-        "created_at": float, "synced_at": float,
-    }, pk="id", not_null={"seq", "type", "priority", "ts", "data", "created_at"})
-    db["events"].create_index(["seq"], unique=True)
-    db["events"].create_index(["type", "ts"])
-    db["outbox"].create({"seq": int, "event_id": str, "priority": int, "payload": bytes},
-                        pk="seq", not_null={"event_id", "priority", "payload"})
-    db["outbox"].create_index(["priority", "seq"])
-    db["outbox"].create_index(["event_id"], unique=True)
-
-
-@migrations()
-def m002_media(db: Database) -> None:
-    """Files that belong to events: snapshots, thumbnails, face crops, clips."""
-    db["media"].create({"id": int, "event_id": str, "kind": str, "path": str, "bytes": int, "created_at": float},
-                       pk="id", not_null={"event_id", "kind", "path", "bytes", "created_at"})
-    db["media"].create_index(["kind", "created_at"])
-    db["media"].create_index(["event_id"])
-    db["media"].create_index(["path"], unique=True)
-
-
-@migrations()
-def m003_users(db: Database) -> None:
-    """People who may open the device's LAN page (hashed passwords)."""
-    db["users"].create({"name": str, "password_hash": str, "role": str, "created_at": float}, pk="name",
-                       not_null={"password_hash", "role", "created_at"})
-
-
-@migrations()
-def m004_alarms_and_commands(db: Database) -> None:
-    """Each alarm's state (pressed → sent → received → help_coming → closed), kept by
-    ``edge.alarms``; and the ids of hub commands already applied, so each is applied once."""
-    db["alarms"].create({"id": str, "state": str, "ts": float, "presses": int, "updated_at": float,
-                         "by": str, "via": str}, pk="id", not_null={"state", "ts", "presses", "updated_at"})
-    db["alarms"].create_index(["ts"])
-    db["applied_commands"].create({"id": str, "command": str, "applied_at": float}, pk="id",
-                                  not_null={"command", "applied_at"})
-    # alarms stored before this version: received if the hub has them, help coming if acknowledged
-    db.execute("INSERT INTO alarms (id, state, ts, presses, updated_at) SELECT id, CASE "
-               "WHEN id IN (SELECT json_extract(data, '$.alarm_id') FROM events WHERE type = 'alarm_ack') "
-               "THEN 'help_coming' WHEN synced_at IS NOT NULL THEN 'received' ELSE 'pressed' END, ts, "
-               "coalesce(json_extract(data, '$.presses'), 1), created_at FROM events WHERE type = 'alarm'")
 
 
 #: an alarm's states on the device, in order; a state never goes back
@@ -175,6 +127,18 @@ class Store:
         finally:
             conn.close()
 
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One fsynced write transaction under the writer lock; ``StoreError`` if it fails."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                self._conn.commit()
+            except sqlite3.Error as exc:
+                self._conn.rollback()
+                raise StoreError(f"cannot {what} in {self.path}: {exc}") from exc
+
     def close(self) -> None:
         self._checkpoint_stop.set()
         self._checkpointer.join(timeout=10)
@@ -200,41 +164,35 @@ class Store:
         inside the write lock, so another process writing the same file cannot collide."""
         items = list(items)
         now = time.time()
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                next_seq = self._conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-                events = []
-                for i, item in enumerate(items):
-                    prio = item.priority if item.priority is not None else EVENT_TYPES.get(item.type, Priority.NORMAL)
-                    events.append(Event(id=item.id or self._ids.new(), device_id=self.device_id, type=item.type,
-                                        ts=item.ts if item.ts is not None else now, seq=next_seq + i,
-                                        priority=int(prio), data=item.data))
-                self._conn.executemany(
-                    "INSERT INTO events (id, seq, type, priority, ts, data, created_at) VALUES (?,?,?,?,?,?,?)",
-                    [(e.id, e.seq, e.type, e.priority, e.ts, json.dumps(e.data, ensure_ascii=False), now)
-                     for e in events])
-                self._conn.executemany(
-                    "INSERT INTO outbox (seq, event_id, priority, payload) VALUES (?,?,?,?)",
-                    [(e.seq, e.id, e.priority, encode_event(e)) for e in events])
-                # an alarm's state row is born with its event (edge.alarms owns it from here)
-                self._conn.executemany(
-                    "INSERT OR IGNORE INTO alarms (id, state, ts, presses, updated_at) VALUES (?,?,?,?,?)",
-                    [(e.id, "pressed", e.ts, int(e.data.get("presses", 1)), now) for e in events if e.type == "alarm"])
-                self._conn.executemany(
-                    "UPDATE alarms SET presses = max(presses, ?), updated_at = ? WHERE id = ?",
-                    [(int(e.data.get("presses", 1)), now, e.data.get("alarm_id")) for e in events
-                     if e.type == "alarm_update" and isinstance(e.data.get("presses"), int)])
-                # a motion's end folds into the motion reported at its start (the LAN page reads one event)
-                self._conn.executemany(
-                    "UPDATE events SET data = json_patch(data, ?) WHERE id = ? AND type = 'motion'",
-                    [(json.dumps({**{k: v for k, v in e.data.items() if k != "motion_id"}, "ended": True},
-                                 ensure_ascii=False), e.data.get("motion_id")) for e in events
-                     if e.type == "motion_update" and isinstance(e.data.get("motion_id"), str)])
-                self._conn.commit()
-            except sqlite3.Error as exc:
-                self._conn.rollback()
-                raise StoreError(f"cannot store {len(items)} event(s) in {self.path}: {exc}") from exc
+        with self._transaction(f"store {len(items)} event(s)") as conn:
+            next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+            events = []
+            for i, item in enumerate(items):
+                prio = item.priority if item.priority is not None else EVENT_TYPES.get(item.type, Priority.NORMAL)
+                events.append(Event(id=item.id or self._ids.new(), device_id=self.device_id, type=item.type,
+                                    ts=item.ts if item.ts is not None else now, seq=next_seq + i,
+                                    priority=int(prio), data=item.data))
+            conn.executemany(
+                "INSERT INTO events (id, seq, type, priority, ts, data, created_at) VALUES (?,?,?,?,?,?,?)",
+                [(e.id, e.seq, e.type, e.priority, e.ts, json.dumps(e.data, ensure_ascii=False), now)
+                 for e in events])
+            conn.executemany(
+                "INSERT INTO outbox (seq, event_id, priority, payload) VALUES (?,?,?,?)",
+                [(e.seq, e.id, e.priority, encode_event(e)) for e in events])
+            # an alarm's state row is born with its event (edge.alarms owns it from here)
+            conn.executemany(
+                "INSERT OR IGNORE INTO alarms (id, state, ts, presses, updated_at) VALUES (?,?,?,?,?)",
+                [(e.id, "pressed", e.ts, int(e.data.get("presses", 1)), now) for e in events if e.type == "alarm"])
+            conn.executemany(
+                "UPDATE alarms SET presses = max(presses, ?), updated_at = ? WHERE id = ?",
+                [(int(e.data.get("presses", 1)), now, e.data.get("alarm_id")) for e in events
+                 if e.type == "alarm_update" and isinstance(e.data.get("presses"), int)])
+            # a motion's end folds into the motion reported at its start (the LAN page reads one event)
+            conn.executemany(
+                "UPDATE events SET data = json_patch(data, ?) WHERE id = ? AND type = 'motion'",
+                [(json.dumps({**{k: v for k, v in e.data.items() if k != "motion_id"}, "ended": True},
+                             ensure_ascii=False), e.data.get("motion_id")) for e in events
+                 if e.type == "motion_update" and isinstance(e.data.get("motion_id"), str)])
         if events:
             for listener in self.listeners:
                 listener()
@@ -269,26 +227,18 @@ class Store:
         ids = list(alarm_ids)
         now = time.time()
         moved: list[str] = []
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                if command_id is not None:
-                    done = self._conn.execute("INSERT OR IGNORE INTO applied_commands (id, command, applied_at) "
-                                              "VALUES (?,?,?)", (command_id, command or "", now)).rowcount
-                    if not done:
-                        self._conn.rollback()
-                        return None
-                for alarm_id in ids:
-                    row = self._conn.execute("SELECT state FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
-                    if row is None or ALARM_STATES.index(row[0]) >= rank:
-                        continue
-                    self._conn.execute("UPDATE alarms SET state = ?, updated_at = ?, by = coalesce(?, by), "
-                                       "via = coalesce(?, via) WHERE id = ?", (state, now, by, via, alarm_id))
-                    moved.append(alarm_id)
-                self._conn.commit()
-            except sqlite3.Error as exc:
-                self._conn.rollback()
-                raise StoreError(f"cannot change alarm states in {self.path}: {exc}") from exc
+        with self._transaction("change alarm states") as conn:
+            if command_id is not None and not conn.execute(
+                    "INSERT OR IGNORE INTO applied_commands (id, command, applied_at) VALUES (?,?,?)",
+                    (command_id, command or "", now)).rowcount:
+                return None  # applied before: nothing to change (the empty transaction commits)
+            for alarm_id in ids:
+                row = conn.execute("SELECT state FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
+                if row is None or ALARM_STATES.index(row[0]) >= rank:
+                    continue
+                conn.execute("UPDATE alarms SET state = ?, updated_at = ?, by = coalesce(?, by), "
+                             "via = coalesce(?, via) WHERE id = ?", (state, now, by, via, alarm_id))
+                moved.append(alarm_id)
         if moved:
             for listener in self.listeners:
                 listener()
@@ -296,23 +246,20 @@ class Store:
 
     def alarms(self, *, since: float | None = None, ids: Iterable[str] | None = None,
                limit: int = 100) -> list[AlarmRow]:
-        """Alarms newest first (those since ``since``, or those of ``ids``)."""
-        sql = "SELECT id, state, ts, presses, updated_at, by, via FROM alarms"
-        args: list[Any] = []
-        if ids is not None:
-            wanted = list(ids)[:500]
-            sql += f" WHERE id IN ({','.join('?' * len(wanted))})" if wanted else " WHERE 0"
-            args += wanted
-        elif since is not None:
-            sql += " WHERE ts >= ?"
-            args.append(since)
+        """Alarms newest first: those of ``ids`` (any number), or those since ``since``."""
+        cols = "SELECT id, state, ts, presses, updated_at, by, via FROM alarms"
         with self._reading() as conn:
-            rows = conn.execute(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*args, limit]).fetchall()
+            if ids is None:
+                where, args = (" WHERE ts >= ?", [since]) if since is not None else ("", [])
+                rows = conn.execute(cols + where + " ORDER BY ts DESC, id DESC LIMIT ?", [*args, limit]).fetchall()
+            else:
+                wanted, rows = list(ids), []
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start:start + 500]
+                    rows += conn.execute(cols + f" WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                rows.sort(key=lambda r: (r[2], r[0]), reverse=True)
+                rows = rows[:limit]
         return [AlarmRow(*r) for r in rows]
-
-    def command_applied(self, command_id: str) -> bool:
-        with self._reading() as conn:
-            return conn.execute("SELECT 1 FROM applied_commands WHERE id = ?", (command_id,)).fetchone() is not None
 
     # --- reads --------------------------------------------------------------------------
 

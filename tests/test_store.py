@@ -90,3 +90,13 @@ def test_a_motions_update_folds_into_the_motion_reported_at_its_start(tmp_path):
     assert [r["type"] for r in store.events(exclude_type="motion_update")] == ["motion", "motion"]
     assert len(store.events(type="motion_update")) == 1 and store.outbox_depth() == 3
     store.close()
+
+
+def test_an_alarm_deep_in_a_large_ack_is_marked_received(tmp_path):
+    from edge.alarms import AlarmBook
+    store = Store(tmp_path / "e.db", DEV)
+    others = store.add_many([NewEvent("motion", {"n": i}) for i in range(4000)])
+    alarm = store.add("alarm", {"source": "button", "presses": 1})
+    AlarmBook(store).received([e.id for e in others] + [alarm.id])  # one hub ack of 4,001 ids
+    assert [a.state for a in store.alarms(ids=[alarm.id])] == ["received"]
+    store.close()
