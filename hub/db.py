@@ -4,6 +4,8 @@ one dialect difference the code needs (insert-or-ignore). The tables are in ``hu
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +16,15 @@ from alembic.config import Config as AlembicConfig
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CHECKPOINT_EVERY_S = 1.0
+
+logger = logging.getLogger(__name__)
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, *, background_checkpoints: bool = False) -> sa.Engine:
+    """``background_checkpoints`` (SQLite): no write copies the WAL into the database itself (SQLite
+    does that in whichever commit crosses 1,000 pages, an alarm's as likely as a backlog's); the
+    caller runs a ``Checkpointer`` instead."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -26,9 +34,45 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a row is fsynced before the hub acks it
             cur.execute("PRAGMA foreign_keys=ON")
+            if background_checkpoints:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class Checkpointer:
+    """SQLite: copies the WAL into the database every second on a thread of its own (a passive
+    checkpoint: it never waits for, or blocks, a writer)."""
+
+    def __init__(self, engine: sa.Engine, every_s: float = CHECKPOINT_EVERY_S):
+        self.path, self.every_s = engine.url.database, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            while not self._stop.wait(self.every_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    logger.warning("database checkpoint failed: %s", exc)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            logger.warning("database checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
 
 class WriteGate:
