@@ -34,9 +34,18 @@ demo: system-deps install
 	$(BIN)/xl-edge models install
 	$(BIN)/python scripts/demo.py
 
+# Two passes: most tests in $(JOBS) parallel workers, then the `serial` ones (timed against the
+# wall clock, or loading the machine on purpose) alone. JUnit XML of each pass in artifacts/.
+# Exit status 5 (nothing selected, e.g. PYTEST_ARGS names one file) counts as a pass.
+JOBS ?= 3
 test: system-deps install-test
 	$(BIN)/xl-edge models install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p artifacts
+	@$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not serial" --junitxml=artifacts/junit-parallel.xml \
+	  $(PYTEST_ARGS); a=$$?; [ $$a -eq 5 ] && a=0; \
+	$(BIN)/python -m pytest -m serial --junitxml=artifacts/junit-serial.xml $(PYTEST_ARGS); b=$$?; \
+	[ $$b -eq 5 ] && b=0; \
+	echo "parallel pass: exit $$a; serial pass: exit $$b"; [ $$a -eq 0 ] && [ $$b -eq 0 ]
 
 bench: install-test
 	$(BIN)/python bench/sync_throughput.py

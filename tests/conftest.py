@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .helpers import Mosquitto, create_pg_database
+
+# Modules whose tests hold a latency bound against the wall clock (an alarm within 1 s, a stop
+# within 5 s, a stall noticed in its seconds) or load the machine on purpose: `make test` runs them
+# alone, after the rest has run in parallel, so that neither disturbs the other.
+SERIAL_MODULES = {"test_alarm_loop", "test_alarm_faults", "test_daemon_lifecycle", "test_device_isolation",
+                  "test_camera_watchdog", "test_live_soak", "test_sync_e2e", "test_pillar", "test_vision_rates"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).stem in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture
