@@ -7,13 +7,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test install install-test bench clean system-deps
 
-# Debian/Ubuntu packages: venv support for the demo; Mosquitto, Chromium and a Chinese font for the tests.
+# Debian/Ubuntu packages: venv support for the demo; Mosquitto, Chromium, a Chinese font, coturn (the
+# TURN relay) and ip/iptables (the tests' network namespaces) for the tests.
 system-deps:
 	@missing=""; \
 	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	{ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; } || missing="$$missing mosquitto"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
+	{ command -v turnserver >/dev/null || [ -x /usr/bin/turnserver ]; } || missing="$$missing coturn"; \
+	{ command -v iptables >/dev/null || [ -x /usr/sbin/iptables ]; } || missing="$$missing iptables"; \
+	{ command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ]; } || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \

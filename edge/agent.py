@@ -55,6 +55,7 @@ class Agent:
         if self.pillar is not None:
             components.append(("pillar", self.pillar))
         self.vision = None
+        self.live = None  # live video for the LAN page and the hub's viewers
         if cfg.cameras:
             from .camera.vision import Vision, load_detector
             try:
@@ -63,6 +64,10 @@ class Agent:
                 raise AgentError(str(exc)) from None
             self.vision = Vision(cfg, self.store, self.meters, detector)
             components.append(("vision", self.vision))
+            from .web.live import make_live_server
+            self.live = make_live_server(cfg, self.vision)
+            self.sync.on_live = self.live.hub_request
+            components.append(("live", self.live))
         self.generator: DemoGenerator | None = None
         if cfg.demo.enabled:
             self.generator = DemoGenerator(cfg.demo, self.store, self.meters)
@@ -70,7 +75,7 @@ class Agent:
         self.web = None
         if cfg.web is not None:
             from .web import EventFeed, LanPage, WebContext
-            self.web = LanPage(WebContext(cfg, cfg.web, self.store, EventFeed(), vision=self.vision,
+            self.web = LanPage(WebContext(cfg, cfg.web, self.store, EventFeed(), vision=self.vision, live=self.live,
                                           pillar=self.pillar, sync=self.sync, meters=self.meters, alarms=self.alarms))
             components.append(("web", self.web))
         if cfg.provisioning is not None:

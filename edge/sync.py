@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 
 from common.mqtt import make_client, on_connack
 from protocols import ProtocolError, topics
+from protocols.live import LiveAnswer, LiveRequest, decode_request, encode_answer
 from protocols.deviceconfig import EdgeConfig
 from protocols.messages import (Command, Heartbeat, HubStatus, Priority, Status, decode_ack, decode_command,
                                 decode_hub_status, encode_command_ack, encode_heartbeat, encode_status)
@@ -86,7 +87,8 @@ class SyncEngine:
                  software: str = "", on_fatal: Callable[[str], None] | None = None,
                  on_acked: Callable[[list[str]], None] | None = None,
                  on_sent: Callable[[list[str]], None] | None = None,
-                 on_command: Callable[[Command], object] | None = None):
+                 on_command: Callable[[Command], object] | None = None,
+                 on_live: "Callable[[LiveRequest, Callable[[LiveAnswer], None]], None] | None" = None):
         self.cfg = cfg
         self.store = store
         self.meters = meters or FpsMeters()
@@ -95,6 +97,7 @@ class SyncEngine:
         self.on_acked = on_acked
         self.on_sent = on_sent
         self.on_command = on_command
+        self.on_live = on_live  # the hub's live-video signalling (offer / close), answered through reply
         self.fatal: str | None = None
         self.counters = {"published": 0, "acked": 0, "bad_acks": 0, "resends": 0, "connects": 0,
                          "commands": 0, "commands_failed": 0}
@@ -142,7 +145,7 @@ class SyncEngine:
         self.counters["connects"] += 1
         logger.info("device=%s connected to %s", self.device_id, self.cfg.broker.url)
         client.subscribe([(topics.ack(self.device_id), 1), (topics.command(self.device_id), 1),
-                          (topics.hub_status(), 1)])
+                          (topics.live(self.device_id), 1), (topics.hub_status(), 1)])
         d = self.cfg.device
         birth = Status(state="online", ts=time.time(), kind=d.kind, model=d.model, software=self._software,
                        grid_code=d.grid_code, location=d.location.model_dump())
@@ -164,6 +167,9 @@ class SyncEngine:
                 self._commands.put(decode_command(msg.payload))
                 self._urgent_wake.set()
                 return
+            elif msg.topic == topics.live(self.device_id):
+                self._live(decode_request(msg.payload))
+                return
             else:
                 self._inbox.put(("ack", decode_ack(msg.payload)))
         except ProtocolError as exc:
@@ -171,6 +177,20 @@ class SyncEngine:
             logger.warning("device=%s dropped a bad message on %s: %s", self.device_id, msg.topic, exc.reason)
             return
         self._wake.set()
+
+    def _live(self, req: LiveRequest) -> None:
+        if self.on_live is None:
+            if req.op == "offer":
+                self._reply_live(LiveAnswer(session=req.session, ts=time.time(), error="no live video on this device"))
+            return
+        try:
+            self.on_live(req, self._reply_live)
+        except Exception:  # a defect in the live server must not take the MQTT thread with it
+            logger.exception("device=%s live request %s failed", self.device_id, req.session)
+            self._reply_live(LiveAnswer(session=req.session, ts=time.time(), error="the device failed to answer"))
+
+    def _reply_live(self, answer: LiveAnswer) -> None:
+        self._client.publish(topics.live_answer(self.device_id), encode_answer(answer), qos=1)
 
     def _fail(self, reason: str) -> None:
         self.fatal = reason

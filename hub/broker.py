@@ -68,7 +68,13 @@ class Credentials:
 def device_may(device_id: str, topic: str, action: Action) -> bool:
     """The ACL of one device, the same that `xl-hub broker-config` writes for Mosquitto."""
     if action in (Action.SUBSCRIBE, Action.RECEIVE):
-        return topic == topics.hub_status() or topic in (topics.ack(device_id), topics.command(device_id))
+        if topic == topics.hub_status():
+            return True
+        try:
+            owner, channel = topics.parse_device_topic(topic)
+        except ProtocolError:
+            return False
+        return owner == device_id and channel in topics.DEVICE_RECEIVES
     if action == Action.PUBLISH:
         try:
             owner, channel = topics.parse_device_topic(topic)

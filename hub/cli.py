@@ -261,6 +261,42 @@ def broker_config(config_file: str, out_dir: str, hub_user: str, hub_password_fi
                    f"{', '.join(missing)}; run `xl-hub device password` for each", err=True)
 
 
+@main.command("turn-config")
+@config_option
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="Where to write coturn's turnserver.conf.")
+@click.option("--listen-ip", required=True, help="Address coturn listens and relays on (the hub machine's).")
+@click.option("--external-ip", default=None, help="The public address devices and browsers reach, if coturn "
+                                                  "sits behind a 1:1 NAT.")
+@click.option("--port", default=3478, show_default=True, help="TURN port (UDP and TCP).")
+@click.option("--min-port", default=49160, show_default=True, help="First relay port.")
+@click.option("--max-port", default=49200, show_default=True, help="Last relay port.")
+@click.option("--log-file", default="/var/log/turnserver/turn.log", show_default=True)
+def turn_config(config_file: str, out_file: str, listen_ip: str, external_ip: str | None, port: int, min_port: int,
+                max_port: int, log_file: str) -> None:
+    """Write coturn's config for live video: the hub's shared secret (live.turn_secret_file, made if
+    missing), its realm and ports. Put the same turn: URL in the hub config's live.turn_urls."""
+    from pathlib import Path
+
+    from .auth import write_private
+    from .turn import read_or_make_secret, turnserver_conf
+    cfg = _load(config_file)
+    if not 1 <= min_port <= max_port <= 65535:
+        raise click.ClickException("--min-port must be at most --max-port, both 1-65535")
+    secret_path = cfg.resolve(cfg.live.turn_secret_file)
+    try:
+        secret = read_or_make_secret(secret_path)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"live.turn_secret_file: {exc}") from None
+    write_private(Path(out_file), turnserver_conf(secret=secret, realm=cfg.live.turn_realm, listen_ip=listen_ip,
+                                                  external_ip=external_ip, port=port, min_port=min_port,
+                                                  max_port=max_port, log_file=log_file))
+    click.echo(f"wrote {out_file} (shared secret in {secret_path})")
+    if not cfg.live.turn_urls:
+        click.echo(f"warning: the hub config has no live.turn_urls; add turn:{external_ip or listen_ip}:{port}"
+                   "?transport=udp", err=True)
+
+
 @main.group()
 def registry() -> None:
     """The grid registry: areas, grids, people and devices."""

@@ -122,6 +122,36 @@ class NotifySection(BaseModel):
                                                        "notification is given up (and shown so)", ge=60)
 
 
+class LiveSection(BaseModel):
+    model_config = _STRICT
+    turn_urls: list[str] = Field(default_factory=list, description="The county's TURN relay (coturn) as browsers "
+                                 "and devices reach it, e.g. turn:turn.example.gov.cn:3478?transport=udp; empty: "
+                                 "no live video from the hub", max_length=4)
+    turn_secret_file: str = Field("turn_secret", description="Shared secret of the TURN REST API scheme (coturn's "
+                                  "static-auth-secret), relative to this config file; `xl-hub turn-config` makes it")
+    turn_realm: str = Field("xueliang", description="TURN realm", min_length=1, max_length=64,
+                            pattern=r"^[A-Za-z0-9_.-]+$")
+    credential_ttl_s: int = Field(3600, description="How long a session's TURN credentials are valid", ge=60,
+                                  le=86400)
+    viewers_per_device: int = Field(2, description="Hub viewers of one device at once (village uplinks are a few "
+                                    "Mbit/s); more are refused with who is watching", ge=1, le=16)
+    require_reason: bool = Field(False, description="A viewer must give a reason (视频调阅事由) to start a view")
+    answer_timeout_s: float = Field(10.0, description="How long the hub waits for the device's answer", gt=0,
+                                    le=60)
+    keepalive_timeout_s: float = Field(30.0, description="A view whose page stopped sending keep-alives this long "
+                                       "ago has ended (closed at the device, recorded at its last keep-alive)",
+                                       ge=3, le=600)
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_urls(cls, value: list[str]) -> list[str]:
+        import re
+        for url in value:
+            if not re.fullmatch(r"turns?:[A-Za-z0-9.:\[\]-]{1,100}(\?transport=(udp|tcp))?", url):
+                raise ValueError(f"{url!r} is not a turn: or turns: URL (turn:HOST:PORT?transport=udp)")
+        return value
+
+
 class HubConfig(BaseModel):
     model_config = _STRICT
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Hub database")
@@ -134,6 +164,8 @@ class HubConfig(BaseModel):
     dispatch: DispatchSection = Field(default_factory=DispatchSection, description="Dispatch queue")
     notify: NotifySection = Field(default_factory=NotifySection, description="Delivery of notifications to the "
                                                                             "parties (五方联动)")
+    live: LiveSection = Field(default_factory=LiveSection, description="Live video from devices through the TURN "
+                                                                      "relay (视频巡查)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     _base_dir: Path = PrivateAttr(default=Path("."))

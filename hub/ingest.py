@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -67,6 +68,7 @@ class Ingest:
         if lane not in ("main", "urgent"):
             raise ValueError("lane: main or urgent")
         self.lane = lane
+        self.on_live_answer: Callable[[str, bytes], None] | None = None
         self.on_connected = None  # called (network thread) after each connect
         #: main lane: a callable that is true while the urgent lane has alarms to store; the main
         #: lane waits for it (briefly) between its batches, so an alarm does not wait for the
@@ -136,7 +138,7 @@ class Ingest:
                           transient=lambda reason: logger.warning("broker refused the connection: %s; retrying",
                                                                   reason)):
             return
-        channels = ("event", "status", "heartbeat", "cmd_ack") if self.lane == "main" else ("urgent",)
+        channels = ("event", "status", "heartbeat", "cmd_ack") if self.lane == "main" else ("urgent", "live_answer")
         client.subscribe([(topics.all_devices(ch, self.share_group), 1) for ch in channels])
         self._connected.set()
         self.publish_status()
@@ -163,6 +165,14 @@ class Ingest:
             logger.warning("ingest lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/live_answer"):  # signalling: handed over at once, nothing stored
+            try:
+                device_id, _ = topics.parse_device_topic(msg.topic)
+            except ProtocolError as exc:
+                return self._bad(msg, exc.reason)
+            if self.on_live_answer is not None:
+                self.on_live_answer(device_id, msg.payload)
+            return
         self._queue.put(msg)
 
     # --- worker -------------------------------------------------------------------------------
@@ -320,6 +330,12 @@ class Ingest:
         if online and self.on_device_online:
             self.on_device_online()
         return messages
+
+    def publish_live(self, device_id: str, payload: bytes) -> bool:
+        """Publish a live-video request to a device (QoS 1); False if the broker is not connected."""
+        if not self._connected.is_set():
+            return False
+        return self._client.publish(topics.live(device_id), payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
 
     def publish_command(self, device_id: str, payload: bytes) -> bool:
         """Publish an encoded command to a device (QoS 1); False if the broker is not connected."""

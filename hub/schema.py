@@ -237,3 +237,23 @@ audit_log = sa.Table(
     sa.Column("detail", sa.JSON),
     sa.Column("at", sa.Float, nullable=False),
 )
+view_sessions = sa.Table(  # revision 0011: 视频调阅登记, one row per live view (or talk) from the hub
+    "view_sessions", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.Integer, nullable=False),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(20), nullable=False),
+    sa.Column("camera", sa.String(32), nullable=False),
+    sa.Column("page", sa.String(16), nullable=False),
+    sa.Column("quality", sa.String(8), nullable=False),
+    sa.Column("talk", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("ticket_id", sa.Integer),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("last_seen_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("outcome", sa.String(16), nullable=False),  # waiting, live, refused, failed, closed, lapsed
+    sa.Column("detail", sa.String(200)),
+    sa.Index("ix_view_sessions_device", "device_id", "ended_at"),
+    sa.Index("ix_view_sessions_started", "started_at"),
+)

@@ -11,13 +11,14 @@ from pathlib import Path
 from common.lifecycle import Lifecycle, LifecycleError
 from common.webserver import WebServer
 
-from . import auth, dispatch
+from . import auth, dispatch, turn
 from .broker import Credentials, EmbeddedBroker
 from .commands import CommandSender
 from .notify import Notifier, webhooks_from_config
 from .config import HubConfig
-from .db import WRITE_GATE, make_engine, migrate
+from .db import WRITE_GATE, Checkpointer, make_engine, migrate
 from .ingest import Ingest
+from .live import LiveSessions
 from .web import create_app
 
 logger = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ class Escalator:
 class Hub:
     def __init__(self, cfg: HubConfig):
         self.cfg = cfg
-        self.engine = make_engine(cfg.database_url())
+        self.engine = make_engine(cfg.database_url(), background_checkpoints=True)
         migrate(self.engine)
         components: list = []
+        if self.engine.dialect.name == "sqlite":
+            components.append(("checkpoints", Checkpointer(self.engine)))
         self.broker: EmbeddedBroker | None = None
         if cfg.broker is None:
             secret = secrets.token_urlsafe(32)
@@ -120,11 +123,19 @@ class Hub:
         self.notifier = Notifier(self.engine, hooks, retry_min_s=n.retry_min_s, retry_max_s=n.retry_max_s,
                                  give_up_after_s=n.give_up_after_s)
         components.append(("notifier", self.notifier))
+        try:
+            turn_secret = turn.read_or_make_secret(cfg.resolve(cfg.live.turn_secret_file)) if cfg.live.turn_urls \
+                else None
+        except (OSError, ValueError) as exc:
+            raise HubError(f"live.turn_secret_file: {exc}") from None
+        self.live = LiveSessions(self.engine, cfg.live, turn_secret, self.urgent.publish_live)
+        self.urgent.on_live_answer = self.live.on_answer
+        components.append(("live", self.live))
         self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
         components.append(("escalator", self.escalator))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
-                         commands_due=self.commands.wake)
+                         commands_due=self.commands.wake, live=self.live)
         self.web = WebServer(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads, ident="xueliang-hub")
         components.append(("web", self.web))
         self.lifecycle = Lifecycle(components)
@@ -132,7 +143,8 @@ class Hub:
     def health(self) -> dict:
         return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters),
                 "urgent_lane": {"connected": self.urgent.connected, **self.urgent.counters},
-                "commands": dict(self.commands.counters), "notify": dict(self.notifier.counters)}
+                "commands": dict(self.commands.counters), "notify": dict(self.notifier.counters),
+                "live": dict(self.live.counters)}
 
     def run(self) -> None:
         logger.info("hub starting: web http://%s:%d/", self.cfg.web.host, self.web.port)

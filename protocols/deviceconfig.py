@@ -96,6 +96,8 @@ class SyncSection(BaseModel):
                                                   "(alarms may exceed it)", ge=1, le=5000)
     ack_timeout_s: float = Field(30.0, description="Resend unacked events after this long", ge=1, le=3600)
     heartbeat_interval_s: float = Field(30.0, description="Seconds between heartbeats", ge=1, le=3600)
+    hub_viewers_max: int = Field(4, description="Live-video sessions from the hub (through its TURN relay) this "
+                                 "device sends at once; more are refused (the uplink is a few Mbit/s)", ge=0, le=16)
 
 
 class PillarSection(BaseModel):

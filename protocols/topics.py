@@ -10,6 +10,8 @@ Layout (v1)::
     xl/v1/dev/<device_id>/heartbeat   edge -> hub   health figures (QoS 0)
     xl/v1/dev/<device_id>/cmd         hub -> edge   commands, e.g. "help coming" (QoS 1)
     xl/v1/dev/<device_id>/cmd_ack     edge -> hub   ids of the commands the device has applied (QoS 1)
+    xl/v1/dev/<device_id>/live        hub -> edge   live video signalling: a browser's offer, or close (QoS 1)
+    xl/v1/dev/<device_id>/live_answer edge -> hub   the device's answer to a live offer, or its refusal (QoS 1)
     xl/v1/hub/status                  hub -> edges  hub online / offline (QoS 1, retained)
 """
 
@@ -19,10 +21,10 @@ from .ids import check_device_id
 from . import ProtocolError
 
 PREFIX = "xl/v1"
-DEVICE_CHANNELS = ("event", "urgent", "ack", "status", "heartbeat", "cmd", "cmd_ack")
+DEVICE_CHANNELS = ("event", "urgent", "ack", "status", "heartbeat", "cmd", "cmd_ack", "live", "live_answer")
 #: channels a device publishes on, and those it receives
-DEVICE_PUBLISHES = ("event", "urgent", "status", "heartbeat", "cmd_ack")
-DEVICE_RECEIVES = ("ack", "cmd")
+DEVICE_PUBLISHES = ("event", "urgent", "status", "heartbeat", "cmd_ack", "live_answer")
+DEVICE_RECEIVES = ("ack", "cmd", "live")
 
 
 def _device(device_id: str, channel: str) -> str:
@@ -55,6 +57,14 @@ def command(device_id: str) -> str:
 
 def command_ack(device_id: str) -> str:
     return _device(device_id, "cmd_ack")
+
+
+def live(device_id: str) -> str:
+    return _device(device_id, "live")
+
+
+def live_answer(device_id: str) -> str:
+    return _device(device_id, "live_answer")
 
 
 def hub_status() -> str:

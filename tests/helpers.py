@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -49,10 +50,12 @@ def device_id(n: int, type_code: str = "131") -> str:
 
 
 class Mosquitto:
-    """A real Mosquitto with per-user passwords and the project's ACLs, on a free loopback port."""
+    """A real Mosquitto with per-user passwords and the project's ACLs, on a free loopback port
+    (or on ``host`` inside a network namespace: ``lab`` and ``netns``, see tests/netlab.py)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, host: str = "127.0.0.1", lab=None, netns: str | None = None):
         self.folder = folder
+        self.host, self.lab, self.netns = host, lab, netns
         self.port = free_port()
         self.users: dict[str, str] = {}
         self.proc: subprocess.Popen | None = None
@@ -72,19 +75,21 @@ class Mosquitto:
         conf = self.folder / "mosquitto.conf"
         conf.write_text(
             f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to a user that cannot read tmp
-            f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\nacl_file {acl}\n"
+            f"listener {self.port} {self.host}\nallow_anonymous false\npassword_file {pwfile}\nacl_file {acl}\n"
             "persistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
             f"log_dest file {self.folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\n")
         return conf
 
     def start(self) -> None:
         conf = self._write()
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+        prefix = self.lab.prefix(self.netns) if self.lab else []
+        self.proc = subprocess.Popen([*prefix, MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 
         def up():
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                with self.lab.inside(self.netns) if self.lab else contextlib.nullcontext():
+                    socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return True
             except OSError:
                 return False
@@ -112,8 +117,9 @@ def create_pg_database() -> tuple[str, Callable[[], None]]:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], folder: Path):
-        self.name, self.args, self.folder = name, args, folder
+    def __init__(self, name: str, args: list[str], folder: Path, *, lab=None, netns: str | None = None):
+        self.lab, self.netns = lab, netns
+        self.name, self.args, self.folder = name, (lab.prefix(netns) if lab else []) + args, folder
         self.log = folder / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -149,25 +155,27 @@ class Proc:
 class Hub(Proc):
     """``xl-hub run`` with either a given external broker or its embedded one."""
 
-    def __init__(self, folder: Path, db_url: str, *, mosquitto: Mosquitto | None = None, extra: dict | None = None):
+    def __init__(self, folder: Path, db_url: str, *, mosquitto: Mosquitto | None = None, extra: dict | None = None,
+                 host: str = "127.0.0.1", lab=None, netns: str | None = None):
         folder.mkdir(parents=True, exist_ok=True)
-        self.db_url = db_url
+        self.db_url, self.host = db_url, host
         self.web_port = free_port()
         self.mqtt_port = mosquitto.port if mosquitto else free_port()
-        cfg: dict = {"database": {"url": db_url}, "web": {"port": self.web_port},
+        cfg: dict = {"database": {"url": db_url}, "web": {"port": self.web_port, "host": host},
                      "ingest": {"offline_after_s": 10}, "log_level": "INFO"}
         if mosquitto:
             password = uuid.uuid4().hex
             mosquitto.add_user(HUB_USER, password)
             (folder / "hub-mqtt-password").write_text(password)
-            cfg["broker"] = {"url": f"mqtt://127.0.0.1:{mosquitto.port}", "username": HUB_USER,
+            cfg["broker"] = {"url": f"mqtt://{mosquitto.host}:{mosquitto.port}", "username": HUB_USER,
                              "password_file": "hub-mqtt-password"}
         else:
             cfg["embedded_broker"] = {"port": self.mqtt_port}
         cfg.update(extra or {})
         self.config = folder / "hub.yaml"
         self.config.write_text(json.dumps(cfg))
-        super().__init__("hub", [str(BIN / "xl-hub"), "run", "--config", str(self.config)], folder)
+        super().__init__("hub", [str(BIN / "xl-hub"), "run", "--config", str(self.config)], folder, lab=lab,
+                         netns=netns)
         self.mosquitto = mosquitto
         self.engine = sa.create_engine(db_url if not db_url.startswith("sqlite:///") or db_url.startswith("sqlite:////")
                                        else "sqlite:///" + str(folder / db_url[len("sqlite:///"):]))
@@ -188,25 +196,28 @@ class Hub(Proc):
             self.mosquitto.add_user(dev, password)
         return password
 
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
+
+    def _open(self, req: urllib.request.Request, timeout: float) -> tuple[int, dict]:
+        with self.lab.inside(self.netns) if self.lab else contextlib.nullcontext():
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    return resp.status, json.load(resp) if resp.status != 204 else {}
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.load(exc)
+
     def get(self, path: str, token: str | None = None) -> tuple[int, dict]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
+        req = urllib.request.Request(f"{self.base}{path}")
         if token:
             req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
+        return self._open(req, 5)
 
-    def post(self, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", method="POST",
-                                     data=json.dumps(body or {}).encode(),
+    def post(self, path: str, token: str, body: dict | None = None, timeout: float = 5) -> tuple[int, dict]:
+        req = urllib.request.Request(f"{self.base}{path}", method="POST", data=json.dumps(body or {}).encode(),
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
+        return self._open(req, timeout)
 
     def start(self, wait: bool = True) -> None:
         super().start()
@@ -238,7 +249,7 @@ class Edge(Proc):
 
     def __init__(self, folder: Path, dev: str, password: str, mqtt_port: int, *, rate: float = 200,
                  count: int = 0, alarm_every_s: float = 0, kind: str = "camera-box", extra: dict | None = None,
-                 **sync):
+                 broker_host: str = "127.0.0.1", lab=None, netns: str | None = None, **sync):
         folder.mkdir(parents=True, exist_ok=True)
         self.device_id = dev
         self.count = count  # events the sample generator makes before it stops (0: no end)
@@ -246,7 +257,7 @@ class Edge(Proc):
         cfg = {
             "device": {"id": dev, "kind": kind, "model": "test", "name": f"test {dev[-3:]}",
                        "grid_code": "330102001001001", "location": {"latitude": 30.27, "longitude": 120.15}},
-            "broker": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "password_file": "mqtt-password",
+            "broker": {"url": f"mqtt://{broker_host}:{mqtt_port}", "password_file": "mqtt-password",
                        "reconnect_min_s": 0.2, "reconnect_max_s": 2, "keepalive_s": 5},
             "sync": {"heartbeat_interval_s": 2, "ack_timeout_s": 5, **sync},
             "demo": {"enabled": count != 0 or rate > 0, "rate_per_s": rate if rate > 0 else 1, "count": count,
@@ -258,7 +269,8 @@ class Edge(Proc):
         self.config = folder / "edge.yaml"
         self.config.write_text(json.dumps(cfg))
         self.db_path = folder / "xueliang-edge.db"
-        super().__init__("edge", [str(BIN / "xl-edge"), "run", "--config", str(self.config)], folder)
+        super().__init__("edge", [str(BIN / "xl-edge"), "run", "--config", str(self.config)], folder, lab=lab,
+                         netns=netns)
 
     def _query(self, sql: str) -> list[tuple]:
         if not self.db_path.exists():
@@ -319,3 +331,29 @@ class NullModem:
         for master, slave in self.fds:
             os.close(master)
             os.close(slave)
+
+
+class Coturn(Proc):
+    """coturn (Debian's ``turnserver``) with the config ``xl-hub turn-config`` wrote."""
+
+    def __init__(self, folder: Path, conf: Path, host: str, port: int, *, lab=None, netns: str | None = None):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.host, self.port = host, port
+        super().__init__("coturn", [shutil.which("turnserver") or "/usr/bin/turnserver", "-c", str(conf),
+                                    "--pidfile", str(folder / "turnserver.pid"), "-V"], folder, lab=lab, netns=netns)
+
+    def start(self) -> None:
+        super().start()
+
+        def up():
+            assert self.running(), self.output()
+            try:
+                with self.lab.inside(self.netns) if self.lab else contextlib.nullcontext():
+                    socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 15, "coturn to listen", 0.1)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
+        return super().stop(sig, timeout)

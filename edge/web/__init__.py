@@ -133,14 +133,13 @@ class LanPage:
     def __init__(self, ctx: WebContext):
         from common.webserver import WebServer
 
-        from .live import LiveEncoder, LiveServer, MjpegSource
+        from .live import MjpegSource, make_live_server
         self.ctx = ctx
         w = ctx.web
+        self._owns_live = False
         if ctx.vision is not None:
-            encoders = {name: LiveEncoder(name, cam.latest, width=w.live_width, fps=w.live_fps,
-                                          bitrate=w.live_bitrate_kbps * 1000)
-                        for name, cam in ctx.vision.cameras.items()}
-            ctx.live = LiveServer(encoders, w.ice_addresses or None)
+            if ctx.live is None:  # the agent makes it (the hub's viewers use it too); tests may not
+                ctx.live, self._owns_live = make_live_server(ctx.cfg, ctx.vision), True
             ctx.mjpeg = {name: MjpegSource(cam.latest) for name, cam in ctx.vision.cameras.items()}
         ctx.store.listeners.append(ctx.feed.notify)
         self.app = create_app(ctx)
@@ -152,7 +151,7 @@ class LanPage:
         return self.server.port
 
     def start(self) -> None:
-        if self.ctx.live is not None:
+        if self._owns_live:
             self.ctx.live.start()
         self.server.start()
         if self.ctx.store.user_count() == 0:
@@ -161,8 +160,8 @@ class LanPage:
 
     def stop(self) -> None:
         self.server.stop()
-        if self.ctx.live is not None:
+        if self._owns_live:
             self.ctx.live.stop()
 
     def alive(self) -> bool:
-        return self.server.alive() and (self.ctx.live is None or self.ctx.live.alive())
+        return self.server.alive() and (not self._owns_live or self.ctx.live.alive())

@@ -4,9 +4,12 @@
 grow) at up to ``fps``, scaled to ``width``, and only while someone watches. Each WebRTC viewer
 gets a track that hands aiortc the already encoded packets (aiortc packetises them; it does not
 encode again), starting at a keyframe; a viewer that falls behind skips to the next keyframe.
-``LiveServer`` runs aiortc on its own asyncio thread: signalling is one HTTP POST (offer in,
-answer out) made by the web app; ICE uses host candidates only, no STUN, on configurable
-addresses. The MJPEG fallback shares one JPEG per frame between its viewers.
+``LiveServer`` runs aiortc on its own asyncio thread. On the LAN, signalling is one HTTP POST
+(offer in, answer out) made by the web app and ICE uses host candidates only, no STUN, on
+configurable addresses. From the hub, the offer comes over MQTT (``hub_request``) with the
+session's TURN servers: the device reaches the relay outbound and nothing on it listens for the
+hub; the hub's browsers use the relay only. The MJPEG fallback shares one JPEG per frame between
+its viewers.
 
 Talk-back with the pillar's speaker and microphone will be an audio track on the same peer
 connection: the offer already decides the transceivers, so the browser adds an audio
@@ -26,14 +29,31 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+
+from protocols.live import LiveAnswer, LiveRequest
 
 from ..camera.capture import LatestFrame, Picture
 
 logger = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+WALL_WIDTH, WALL_FPS, WALL_BITRATE = 480, 8.0, 400_000  # a video-wall tile's stream
+
+
+def make_live_server(cfg, vision) -> "LiveServer":
+    """The device's live server: per camera one encoder for single views and one smaller for
+    video-wall tiles (each encodes only while someone watches it)."""
+    from protocols.deviceconfig import WebSection
+    w = cfg.web or WebSection()
+    encoders = {name: LiveEncoder(name, cam.latest, width=w.live_width, fps=w.live_fps,
+                                  bitrate=w.live_bitrate_kbps * 1000) for name, cam in vision.cameras.items()}
+    wall = {name: LiveEncoder(f"{name}-wall", cam.latest, width=min(WALL_WIDTH, w.live_width),
+                              fps=min(WALL_FPS, w.live_fps), bitrate=WALL_BITRATE)
+            for name, cam in vision.cameras.items()}
+    return LiveServer(encoders, w.ice_addresses or None, wall_encoders=wall,
+                      hub_viewers_max=cfg.sync.hub_viewers_max)
 
 
 class LiveEncoder:
@@ -205,13 +225,17 @@ class Viewer:
     pc: object
     camera: str
     sub: _Subscriber
+    session: str | None = None  # the hub's session id; None for a LAN viewer
 
 
 class LiveServer:
     """aiortc on its own asyncio thread."""
 
-    def __init__(self, encoders: dict[str, LiveEncoder], ice_addresses: list[str] | None = None):
+    def __init__(self, encoders: dict[str, LiveEncoder], ice_addresses: list[str] | None = None, *,
+                 wall_encoders: dict[str, LiveEncoder] | None = None, hub_viewers_max: int = 4):
         self.encoders = encoders
+        self.wall_encoders = wall_encoders or {}
+        self.hub_viewers_max = hub_viewers_max
         self.ice_addresses = ice_addresses
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="webrtc", daemon=True)
@@ -225,11 +249,11 @@ class LiveServer:
 
     def start(self) -> None:
         self._thread.start()
-        for enc in self.encoders.values():
+        for enc in [*self.encoders.values(), *self.wall_encoders.values()]:
             enc.start()
 
     def stop(self) -> None:
-        for enc in self.encoders.values():
+        for enc in [*self.encoders.values(), *self.wall_encoders.values()]:
             enc.stop()
         if self._thread.is_alive():
             fut = asyncio.run_coroutine_threadsafe(self._close_all(), self.loop)
@@ -255,9 +279,48 @@ class LiveServer:
     def viewer_count(self, camera: str) -> int:
         return sum(1 for v in self.viewers if v.camera == camera)
 
-    async def _answer(self, camera: str, sdp: str, kind: str) -> dict:
-        encoder = self.encoders[camera]
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    def hub_viewer_count(self) -> int:
+        return sum(1 for v in self.viewers if v.session is not None)
+
+    def hub_request(self, req: LiveRequest, reply: Callable[[LiveAnswer], None]) -> None:
+        """An offer or a close from the hub (called on the MQTT thread; never blocks it). The
+        answer, or the reason for refusing, goes to ``reply`` from the asyncio thread."""
+        if req.op == "close":
+            asyncio.run_coroutine_threadsafe(self._close_session(req.session), self.loop)
+            return
+
+        def refuse(reason: str) -> None:
+            logger.info("live session %s refused: %s", req.session, reason)
+            reply(LiveAnswer(session=req.session, ts=time.time(), error=reason))
+
+        encoders = self.wall_encoders if req.quality == "wall" and self.wall_encoders else self.encoders
+        if req.camera not in encoders:
+            return refuse(f"no camera {req.camera!r} on this device")
+        if self.hub_viewer_count() >= self.hub_viewers_max:
+            return refuse(f"this device already sends {self.hub_viewers_max} hub viewer(s), its limit")
+        servers = [RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+                   for s in req.ice_servers]
+        fut = asyncio.run_coroutine_threadsafe(
+            self._answer(req.camera, req.sdp, "offer", ice_servers=servers, session=req.session,
+                         encoder=encoders[req.camera]), self.loop)
+
+        def done(f) -> None:
+            try:
+                answer = f.result()
+            except Exception as exc:  # a bad offer, an ICE failure: the hub is told, the agent goes on
+                logger.warning("live session %s: %s", req.session, exc)
+                return refuse(f"cannot answer the offer: {type(exc).__name__}: {str(exc)[:120]}")
+            reply(LiveAnswer(session=req.session, ts=time.time(), sdp=without_host_candidates(answer["sdp"])))
+        fut.add_done_callback(done)
+
+    async def _close_session(self, session: str) -> None:
+        for v in [v for v in self.viewers if v.session == session]:
+            await v.pc.close()
+
+    async def _answer(self, camera: str, sdp: str, kind: str, *, ice_servers: list | None = None,
+                      session: str | None = None, encoder: LiveEncoder | None = None) -> dict:
+        encoder = encoder or self.encoders[camera]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
         track = PacketTrack()
         loop = self.loop
 
@@ -266,7 +329,7 @@ class LiveServer:
 
         sub = encoder.subscribe(deliver)
         track.on_taken = sub.taken
-        viewer = Viewer(pc, camera, sub)
+        viewer = Viewer(pc, camera, sub, session)
         self.viewers.add(viewer)
 
         @pc.on("connectionstatechange")
@@ -286,6 +349,15 @@ class LiveServer:
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+
+
+def without_host_candidates(sdp: str) -> str:
+    """The answer for a hub viewer without the device's LAN addresses: the hub's browsers reach it
+    only through its NAT (server-reflexive) or the relay, and a private village address is
+    nobody's business at the county (a relay told to send to an unroutable address can even
+    drop the viewer's allocation: coturn closes it on the error that comes back)."""
+    return "".join(line for line in sdp.splitlines(keepends=True)
+                   if not (line.startswith("a=candidate:") and " typ host" in line))
 
 
 class PacketTrack(MediaStreamTrack):

@@ -21,6 +21,7 @@ from .. import __version__
 from .api import api
 from .auth import pages
 from .console import console
+from .live import live_api, live_pages
 from .params import ApiError, IdConverter
 from .tickets import tickets_api
 
@@ -29,7 +30,7 @@ HUB = Path(__file__).resolve().parent.parent
 
 def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
                health: Callable[[], dict[str, Any]] | None = None,
-               commands_due: Callable[[], None] | None = None) -> Flask:
+               commands_due: Callable[[], None] | None = None, live: Any = None) -> Flask:
     """``commands_due``: tells the command sender that a change wrote commands (it also polls)."""
     if not secret_key or len(secret_key) < 32:
         raise ValueError("the web secret key must be at least 32 characters")
@@ -38,11 +39,14 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
                             "health": health or (lambda: {}),
-                            "commands_due": commands_due or (lambda: None)}
+                            "commands_due": commands_due or (lambda: None),
+                            "live": live}  # hub.live.LiveSessions (None: no live video in this app)
     app.register_blueprint(api)
     app.register_blueprint(tickets_api)
     app.register_blueprint(pages)
     app.register_blueprint(console)
+    app.register_blueprint(live_api)
+    app.register_blueprint(live_pages)
     # a bearer token does not ride on the session cookie: no CSRF check for it
     csrf.protect(app, on_error=_csrf_refused,
                  exempt=lambda: request.headers.get("Authorization", "").startswith("Bearer "))

@@ -20,6 +20,7 @@ _COMMON = {"400": _err("A parameter or the body is not valid"), "401": _err("No 
 _TEXT = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
 _EVENT_ID = {"type": "string", "pattern": f"^{EVENT_ID_RE.pattern}$"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2 ** 31 - 1}
+_SESSION = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 
 
 def document(version: str) -> dict[str, Any]:
@@ -154,6 +155,46 @@ def _document(version: str) -> dict[str, Any]:
                                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                            "maximum": 1000}}],
                 "responses": {"200": {"description": "Service requests"}}}},
+            "/api/v1/devices/{device_id}/live": {"post": {
+                "summary": "Start a live view (视频巡查) of one of the device's cameras: the session id and its TURN "
+                           "credentials (relay only); the view is recorded (视频调阅登记)",
+                "parameters": [{"name": "device_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": f"^{DEVICE_ID_RE.pattern}$"}}],
+                "requestBody": {"content": {"application/json": {"schema": {
+                    "type": "object", "required": ["camera"], "properties": {
+                        "camera": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"},
+                        "page": {"enum": ["device", "ticket", "wall", "map", "api"]},
+                        "quality": {"enum": ["main", "wall"]},
+                        "reason": {"type": ["string", "null"], "maxLength": 200},
+                        "ticket_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 2147483647}}}}}},
+                "responses": {"201": {"description": "Session: id, ice_servers, ice_transport_policy, keepalive_s"},
+                              "400": err("Bad camera, page, quality or reason (or a reason is required)"),
+                              "401": err("No or bad token"),
+                              "404": err("No such device or camera in your area"),
+                              "409": err("The device's viewer limit is reached (names who is watching)"),
+                              "503": err("Live video is not configured (live.turn_urls)")}}},
+            "/api/v1/live/{session_id}/offer": {"post": {
+                "summary": "The browser's offer (SDP with its candidates) in, the device's answer out (passed over "
+                           "MQTT; waits up to live.answer_timeout_s)",
+                "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _SESSION}],
+                "requestBody": {"content": {"application/json": {"schema": {
+                    "type": "object", "required": ["sdp"], "properties": {"sdp": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "{type: answer, sdp}"}, "400": err("Not an SDP offer"),
+                              "401": err("No or bad token"), "404": err("No such session of yours"),
+                              "409": err("Session used or ended, or the device refused"),
+                              "503": err("The hub is not connected to the broker"),
+                              "504": err("The device did not answer (offline?)")}}},
+            "/api/v1/live/{session_id}/keepalive": {"post": {
+                "summary": "The view goes on (every keepalive_s; a view without one for live.keepalive_timeout_s "
+                           "has ended)",
+                "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _SESSION}],
+                "responses": {"204": {"description": "Kept"}, "401": err("No or bad token"),
+                              "404": err("No such session of yours"), "409": err("The session has ended")}}},
+            "/api/v1/live/{session_id}/close": {"post": {
+                "summary": "End the view (recorded with its duration; the device stops sending)",
+                "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _SESSION}],
+                "responses": {"204": {"description": "Ended"}, "401": err("No or bad token"),
+                              "404": err("No such session of yours")}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
                                              "responses": {"200": {"description": "OpenAPI 3.1 document",
                                                                    "content": {"application/json": {}}}}}},
