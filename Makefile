@@ -45,7 +45,7 @@ JOBS ?= 3
 test: system-deps install-test
 	$(BIN)/xl-edge models install
 	@mkdir -p artifacts
-	@$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not serial" --junitxml=artifacts/junit-parallel.xml \
+	@$(BIN)/python -m pytest -n $(JOBS) -m "not serial" --junitxml=artifacts/junit-parallel.xml \
 	  $(PYTEST_ARGS); a=$$?; [ $$a -eq 5 ] && a=0; \
 	$(BIN)/python -m pytest -m serial --junitxml=artifacts/junit-serial.xml $(PYTEST_ARGS); b=$$?; \
 	[ $$b -eq 5 ] && b=0; \

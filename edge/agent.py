@@ -49,9 +49,14 @@ class Agent:
         if cfg.pillar is not None:
             self.pillar = Pillar(cfg.pillar, self.store, self.alarms, port=str(cfg.resolve(cfg.pillar.port)))
         self.sync = SyncEngine(cfg, self.store, self.meters, software=f"xueliang-edge {__version__}",
-                               on_acked=self.alarms.received, on_sent=self.alarms.sent, on_command=self.alarms.apply)
+                               on_acked=self.alarms.received, on_sent=self.alarms.sent, on_command=self._on_command)
         self.store.listeners.append(self.sync.notify)
         components: list = [("store", _StoreComponent(self.store)), ("sync", self.sync)]
+        self.uploads = None
+        if cfg.sync.hub_url:
+            from .clipupload import ClipUploader
+            self.uploads = ClipUploader(cfg, self.store, cfg.resolve(cfg.media.path))
+            components.append(("clip-upload", self.uploads))
         if self.pillar is not None:
             components.append(("pillar", self.pillar))
         self.vision = None
@@ -85,6 +90,15 @@ class Agent:
                                                    config_path, self._restart)
             components.append(("provisioning", self.provisioning))
         self.lifecycle = Lifecycle(components)
+
+    def _on_command(self, cmd) -> object:
+        """Hub commands: clip uploads to the uploader, the rest are about alarms."""
+        if cmd.command == "upload_clip":
+            if self.uploads is None:
+                logger.warning("the hub asked for the clip of %s, but sync.hub_url is not set", cmd.event_id)
+                return False
+            return self.uploads.request(cmd)
+        return self.alarms.apply(cmd)
 
     def _restart(self) -> None:
         """A new config was flashed: stop, and let the caller start again with it."""

@@ -261,6 +261,35 @@ class Store:
                 rows = rows[:limit]
         return [AlarmRow(*r) for r in rows]
 
+    # --- clip uploads (written only by edge.clipupload) ----------------------------------------
+
+    def request_upload(self, event_id: str, *, command_id: str | None = None, command: str | None = None) -> bool:
+        """Queue the event's clip for upload; with ``command_id`` record the command as applied in
+        the same transaction. False if that command was applied before."""
+        now = time.time()
+        with self._transaction("queue a clip upload") as conn:
+            if command_id is not None and not conn.execute(
+                    "INSERT OR IGNORE INTO applied_commands (id, command, applied_at) VALUES (?,?,?)",
+                    (command_id, command or "", now)).rowcount:
+                return False
+            conn.execute("INSERT INTO uploads (event_id, state, created_at, updated_at) VALUES (?, 'pending', ?, ?) "
+                         "ON CONFLICT (event_id) DO UPDATE SET state = 'pending', reason = NULL, updated_at = ?",
+                         (event_id, now, now, now))
+        return True
+
+    def uploads(self, state: str = "pending", limit: int = 50) -> list[tuple[str, float, str | None]]:
+        """(event id, queued at, the clip's media path or None while it is being written)."""
+        with self._reading() as conn:
+            return conn.execute(
+                "SELECT u.event_id, u.created_at, (SELECT path FROM media m WHERE m.event_id = u.event_id "
+                "AND m.kind = 'clip') FROM uploads u WHERE u.state = ? ORDER BY u.created_at LIMIT ?",
+                (state, limit)).fetchall()
+
+    def finish_upload(self, event_id: str, state: str, reason: str | None = None) -> None:
+        with self._transaction("record a clip upload") as conn:
+            conn.execute("UPDATE uploads SET state = ?, reason = ?, updated_at = ? WHERE event_id = ?",
+                         (state, reason, time.time(), event_id))
+
     # --- reads --------------------------------------------------------------------------
 
     def fetch_lane(self, priority: int, after_seq: int, limit: int) -> list[OutboxRow]:

@@ -54,3 +54,10 @@ def m004_alarms_and_commands(db: Database) -> None:
                "WHEN id IN (SELECT json_extract(data, '$.alarm_id') FROM events WHERE type = 'alarm_ack') "
                "THEN 'help_coming' WHEN synced_at IS NOT NULL THEN 'received' ELSE 'pressed' END, ts, "
                "coalesce(json_extract(data, '$.presses'), 1), created_at FROM events WHERE type = 'alarm'")
+
+
+@migrations()
+def m005_uploads(db: Database) -> None:
+    """Clips the hub asked for (an ``upload_clip`` command), or an alarm's, to upload."""
+    db["uploads"].create({"event_id": str, "state": str, "reason": str, "created_at": float, "updated_at": float},
+                         pk="event_id", not_null={"state", "created_at", "updated_at"})

@@ -30,12 +30,14 @@ _ids = EventIdGenerator()
 
 
 def enqueue(conn: sa.Connection, device_id: str, command: str, *, alarm_id: str | None = None,
-            by: str | None = None, now: float | None = None, ttl_s: float = TTL_S) -> str:
+            event_id: str | None = None, by: str | None = None, now: float | None = None,
+            ttl_s: float = TTL_S) -> str:
     """Write a command in the caller's transaction; returns its id."""
     now = time.time() if now is None else now
     cmd_id = _ids.new()
     conn.execute(device_commands.insert().values(id=cmd_id, device_id=device_id, command=command, alarm_id=alarm_id,
-                                                 by=by, created_at=now, expires_at=now + ttl_s, due_at=now))
+                                                 event_id=event_id, by=by, created_at=now, expires_at=now + ttl_s,
+                                                 due_at=now))
     return cmd_id
 
 
@@ -68,7 +70,7 @@ def acked(conn: sa.Connection, device_id: str, ids: Iterable[str], now: float | 
 
 def command_of(row) -> Command:
     return Command(command=row.command, ts=row.created_at, alarm_id=row.alarm_id, id=row.id,
-                   expires=row.expires_at, by=row.by)
+                   expires=row.expires_at, by=row.by, event_id=row.event_id)
 
 
 class CommandSender:

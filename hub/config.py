@@ -152,6 +152,16 @@ class LiveSection(BaseModel):
         return value
 
 
+class MediaSection(BaseModel):
+    model_config = _STRICT
+    path: str = Field("media", description="Folder of the clips devices upload, relative to this config file")
+    max_clip_mb: float = Field(64.0, description="Largest clip the hub takes; a larger one is refused at its "
+                                                "first piece", ge=0.1, le=4096)
+    quota_mb: int = Field(20480, description="The clips together stay under this; the oldest go first", ge=1)
+    retention_days: float = Field(30.0, description="Clips are deleted this many days after they arrived", gt=0,
+                                  le=3650)
+
+
 class HubConfig(BaseModel):
     model_config = _STRICT
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Hub database")
@@ -166,6 +176,7 @@ class HubConfig(BaseModel):
                                                                             "parties (五方联动)")
     live: LiveSection = Field(default_factory=LiveSection, description="Live video from devices through the TURN "
                                                                       "relay (视频巡查)")
+    media: MediaSection = Field(default_factory=MediaSection, description="Event clips uploaded by devices")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     _base_dir: Path = PrivateAttr(default=Path("."))

@@ -204,6 +204,7 @@ device_commands = sa.Table(  # revision 0010: the durable hub -> device command 
     sa.Column("device_id", sa.String(20), nullable=False),
     sa.Column("command", sa.String(32), nullable=False),
     sa.Column("alarm_id", sa.String(36)),
+    sa.Column("event_id", sa.String(36)),  # revision 0011: the event an upload_clip names
     sa.Column("by", sa.String(64)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
@@ -256,4 +257,19 @@ view_sessions = sa.Table(  # revision 0011: 视频调阅登记, one row per live
     sa.Column("detail", sa.String(200)),
     sa.Index("ix_view_sessions_device", "device_id", "ended_at"),
     sa.Index("ix_view_sessions_started", "started_at"),
+)
+clips = sa.Table(  # revision 0011: event clips uploaded by devices (asked for, or an alarm's)
+    "clips", metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # requested, uploading, complete, refused, expired
+    sa.Column("requested_at", sa.Float, nullable=False),
+    sa.Column("requested_by", sa.String(64)),
+    sa.Column("bytes_total", sa.BigInteger),
+    sa.Column("bytes_received", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("completed_at", sa.Float),
+    sa.Column("path", sa.String(200)),
+    sa.Column("error", sa.String(200)),
+    sa.Index("ix_clips_state", "state", "completed_at"),
 )

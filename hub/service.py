@@ -18,6 +18,7 @@ from .notify import Notifier, webhooks_from_config
 from .config import HubConfig
 from .db import WRITE_GATE, Checkpointer, make_engine, migrate
 from .ingest import Ingest
+from .clips import ClipStore
 from .live import LiveSessions
 from .web import create_app
 
@@ -131,11 +132,15 @@ class Hub:
         self.live = LiveSessions(self.engine, cfg.live, turn_secret, self.urgent.publish_live)
         self.urgent.on_live_answer = self.live.on_answer
         components.append(("live", self.live))
+        m = cfg.media
+        self.clips = ClipStore(self.engine, cfg.resolve(m.path), max_clip_bytes=int(m.max_clip_mb * (1 << 20)),
+                               quota_bytes=m.quota_mb << 20, retention_days=m.retention_days)
+        components.append(("clips", self.clips))
         self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
         components.append(("escalator", self.escalator))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
-                         commands_due=self.commands.wake, live=self.live)
+                         commands_due=self.commands.wake, live=self.live, clips=self.clips)
         self.web = WebServer(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads, ident="xueliang-hub")
         components.append(("web", self.web))
         self.lifecycle = Lifecycle(components)

@@ -96,6 +96,11 @@ class SyncSection(BaseModel):
                                                   "(alarms may exceed it)", ge=1, le=5000)
     ack_timeout_s: float = Field(30.0, description="Resend unacked events after this long", ge=1, le=3600)
     heartbeat_interval_s: float = Field(30.0, description="Seconds between heartbeats", ge=1, le=3600)
+    hub_url: str | None = Field(None, description="The hub's web address as this device reaches it "
+                                "(http://HOST:PORT or https://); clips the hub asks for are uploaded there. Unset: "
+                                "no clip uploads", pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$", max_length=200)
+    upload_kbps: int = Field(2000, description="Most kilobits per second a clip upload takes of the uplink",
+                             ge=8, le=1_000_000)
     hub_viewers_max: int = Field(4, description="Live-video sessions from the hub (through its TURN relay) this "
                                  "device sends at once; more are refused (the uplink is a few Mbit/s)", ge=0, le=16)
 
@@ -263,6 +268,16 @@ class DemoSection(BaseModel):
                                max_length=16)
 
 
+class AudioSection(BaseModel):
+    model_config = _STRICT
+    input: str | None = Field(None, description="Microphone for talk-back: an ALSA device (alsa:default, "
+                              "alsa:hw:1,0) or an audio file played in a loop (tests, the demo); unset: the device "
+                              "sends no sound", min_length=1, max_length=200)
+    output: str | None = Field(None, description="Speaker for talk-back: an ALSA device (alsa:default) or a WAV file "
+                               "the operator's voice is written to (tests, the demo); unset: the operator is "
+                               "not played", min_length=1, max_length=200)
+
+
 class EdgeConfig(BaseModel):
     model_config = _STRICT
     device: DeviceSection = Field(description="Identity of this device")
@@ -278,6 +293,8 @@ class EdgeConfig(BaseModel):
     web: WebSection | None = Field(None, description="The LAN page for village monitors (live video, events, "
                                                      "alarms); leave out to serve no page")
     demo: DemoSection = Field(default_factory=DemoSection, description="Sample event generator")
+    audio: AudioSection | None = Field(None, description="Talk-back with the hub (远程语音核警): the pillar's "
+                                                         "microphone and speaker")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     # set by parse_config: the folder that relative paths are resolved against

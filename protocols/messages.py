@@ -322,8 +322,9 @@ def decode_hub_status(payload: bytes | str) -> HubStatus:
 
 #: ``help_coming``: someone at the centre (or the village monitor) accepted alarm ``alarm_id``;
 #: ``alarm_closed``: the alarm's ticket was closed, the pillar and the LAN page stand down
-COMMANDS = ("help_coming", "alarm_closed")
-ALARM_COMMANDS = COMMANDS
+COMMANDS = ("help_coming", "alarm_closed", "upload_clip")
+ALARM_COMMANDS = ("help_coming", "alarm_closed")
+EVENT_COMMANDS = ("upload_clip",)  # name an event (event_id): a compatible v1 addition
 
 
 @dataclass(frozen=True)
@@ -338,13 +339,14 @@ class Command:
     id: str | None = None
     expires: float | None = None
     by: str | None = None
+    event_id: str | None = None
 
 
 def encode_command(cmd: Command) -> bytes:
     if cmd.command not in COMMANDS:
         raise ProtocolError(f"unknown command {cmd.command!r}")
     obj: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": cmd.command, "ts": cmd.ts}
-    for name in ("alarm_id", "id", "expires", "by"):
+    for name in ("alarm_id", "id", "expires", "by", "event_id"):
         value = getattr(cmd, name)
         if value is not None:
             obj[name] = value
@@ -360,11 +362,15 @@ def decode_command(payload: bytes | str) -> Command:
     cmd_id = obj.get("id")
     if command in ALARM_COMMANDS and alarm_id is None:
         raise ProtocolError(f"{command} needs alarm_id")
+    event_id = obj.get("event_id")
+    if command in EVENT_COMMANDS and event_id is None:
+        raise ProtocolError(f"{command} needs event_id")
     return Command(command=command, ts=_timestamp(obj, "ts"),
                    alarm_id=check_event_id(alarm_id) if alarm_id is not None else None,
                    id=check_event_id(cmd_id) if cmd_id is not None else None,
                    expires=_timestamp(obj, "expires") if obj.get("expires") is not None else None,
-                   by=_text(obj, "by", limit=64))
+                   by=_text(obj, "by", limit=64),
+                   event_id=check_event_id(event_id) if event_id is not None else None)
 
 
 def encode_command_ack(ids: list[str]) -> bytes:

@@ -11,7 +11,7 @@ DEV = "33010200001310000001"
 def test_migrations_wal_and_fsync(tmp_path):
     store = Store(tmp_path / "e.db", DEV)
     assert [m.name for m in migrations.applied(store.db)] == ["m001_events_and_outbox", "m002_media", "m003_users",
-                                                            "m004_alarms_and_commands"]
+                                                            "m004_alarms_and_commands", "m005_uploads"]
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()

@@ -52,8 +52,12 @@ def make_live_server(cfg, vision) -> "LiveServer":
     wall = {name: LiveEncoder(f"{name}-wall", cam.latest, width=min(WALL_WIDTH, w.live_width),
                               fps=min(WALL_FPS, w.live_fps), bitrate=WALL_BITRATE)
             for name, cam in vision.cameras.items()}
+    talk = None
+    if cfg.audio is not None:
+        from .talk import TalkBack
+        talk = TalkBack(cfg.audio.input, cfg.audio.output, cfg.resolve("."))
     return LiveServer(encoders, w.ice_addresses or None, wall_encoders=wall,
-                      hub_viewers_max=cfg.sync.hub_viewers_max)
+                      hub_viewers_max=cfg.sync.hub_viewers_max, talk=talk)
 
 
 class LiveEncoder:
@@ -232,8 +236,9 @@ class LiveServer:
     """aiortc on its own asyncio thread."""
 
     def __init__(self, encoders: dict[str, LiveEncoder], ice_addresses: list[str] | None = None, *,
-                 wall_encoders: dict[str, LiveEncoder] | None = None, hub_viewers_max: int = 4):
+                 wall_encoders: dict[str, LiveEncoder] | None = None, hub_viewers_max: int = 4, talk=None):
         self.encoders = encoders
+        self.talk = talk  # edge.web.talk.TalkBack: the pillar's microphone and speaker, if it has them
         self.wall_encoders = wall_encoders or {}
         self.hub_viewers_max = hub_viewers_max
         self.ice_addresses = ice_addresses
@@ -298,11 +303,13 @@ class LiveServer:
             return refuse(f"no camera {req.camera!r} on this device")
         if self.hub_viewer_count() >= self.hub_viewers_max:
             return refuse(f"this device already sends {self.hub_viewers_max} hub viewer(s), its limit")
+        if req.audio and self.talk is not None and self.talk.busy:
+            return refuse("the pillar is already talking with another operator")
         servers = [RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
                    for s in req.ice_servers]
         fut = asyncio.run_coroutine_threadsafe(
             self._answer(req.camera, req.sdp, "offer", ice_servers=servers, session=req.session,
-                         encoder=encoders[req.camera]), self.loop)
+                         encoder=encoders[req.camera], audio=req.audio), self.loop)
 
         def done(f) -> None:
             try:
@@ -318,7 +325,7 @@ class LiveServer:
             await v.pc.close()
 
     async def _answer(self, camera: str, sdp: str, kind: str, *, ice_servers: list | None = None,
-                      session: str | None = None, encoder: LiveEncoder | None = None) -> dict:
+                      session: str | None = None, encoder: LiveEncoder | None = None, audio: bool = False) -> dict:
         encoder = encoder or self.encoders[camera]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
         track = PacketTrack()
@@ -332,13 +339,27 @@ class LiveServer:
         viewer = Viewer(pc, camera, sub, session)
         self.viewers.add(viewer)
 
+        talk = self.talk if audio and session is not None and self.talk is not None else None
+
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed", "disconnected"):
                 encoder.unsubscribe(sub)
                 self.viewers.discard(viewer)
+                if talk is not None:
+                    await talk.close(session)
                 if pc.connectionState != "closed":
                     await pc.close()
+
+        @pc.on("track")
+        def on_track(remote: MediaStreamTrack) -> None:
+            if remote.kind == "audio" and talk is not None:  # the operator's voice, to the speaker
+                asyncio.ensure_future(talk.play(session, remote))
+
+        if talk is not None:  # the pillar's microphone back on the same connection
+            mic = talk.open(session)
+            if mic is not None:
+                pc.addTrack(mic)
 
         # the track and its codec (H.264: what the shared encoder makes) before the offer, so the
         # offer's video section is matched to this transceiver and the answer names only H.264

@@ -21,6 +21,7 @@ from .. import __version__
 from .api import api
 from .auth import pages
 from .console import console
+from .clips import clips_api
 from .live import live_api, live_pages
 from .params import ApiError, IdConverter
 from .tickets import tickets_api
@@ -30,7 +31,7 @@ HUB = Path(__file__).resolve().parent.parent
 
 def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
                health: Callable[[], dict[str, Any]] | None = None,
-               commands_due: Callable[[], None] | None = None, live: Any = None) -> Flask:
+               commands_due: Callable[[], None] | None = None, live: Any = None, clips: Any = None) -> Flask:
     """``commands_due``: tells the command sender that a change wrote commands (it also polls)."""
     if not secret_key or len(secret_key) < 32:
         raise ValueError("the web secret key must be at least 32 characters")
@@ -40,16 +41,19 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     app.extensions["xl"] = {"engine": engine, "offline_after_s": offline_after_s,
                             "health": health or (lambda: {}),
                             "commands_due": commands_due or (lambda: None),
-                            "live": live}  # hub.live.LiveSessions (None: no live video in this app)
+                            "live": live,  # hub.live.LiveSessions (None: no live video in this app)
+                            "clips": clips}  # hub.clips.ClipStore (None: no clip uploads in this app)
     app.register_blueprint(api)
     app.register_blueprint(tickets_api)
     app.register_blueprint(pages)
     app.register_blueprint(console)
     app.register_blueprint(live_api)
     app.register_blueprint(live_pages)
-    # a bearer token does not ride on the session cookie: no CSRF check for it
+    app.register_blueprint(clips_api)
+    # a bearer token (staff) or a device's Basic credential does not ride on the session cookie: no
+    # CSRF check for them
     csrf.protect(app, on_error=_csrf_refused,
-                 exempt=lambda: request.headers.get("Authorization", "").startswith("Bearer "))
+                 exempt=lambda: request.headers.get("Authorization", "").startswith(("Bearer ", "Basic ")))
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):

@@ -15,7 +15,7 @@ from .. import alarms, audit, dispatch, eventlog, notify, readmodel, registry, s
 from ..areas import AreaCode
 from .base import (csrf_token, device_json, engine, event_json, iso, login_required,
                    user_prefix)
-from .live import cameras_of
+from .live import cameras_of, may_talk
 from .params import INT32_MAX, arg_int, arg_text
 
 console = Blueprint("console", __name__)
@@ -124,13 +124,14 @@ def ticket(ticket_id: int):
     timeline = readmodel.timeline(engine(), ticket_id)
     event = eventlog.get_event(engine(), t["event_id"]) if t["event_id"] else None
     audit.record(engine(), session["user"]["username"], "view_ticket", str(ticket_id))
-    cameras = []
+    cameras, talk = [], False
     if t["device_id"] and current_app.extensions["xl"].get("live") is not None:
         scene = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
                                       prefix=_prefix(), device_id=t["device_id"])
-        cameras = cameras_of(scene[0]) if scene else []
+        if scene:
+            cameras, talk = cameras_of(scene[0]), may_talk(session["user"], scene[0])
     return render_template("ticket.html", t=dict(t), timeline=timeline, event=event, labels=ACTION_LABELS,
-                           cameras=cameras,
+                           cameras=cameras, talk=talk,
                            actions=_allowed_actions(dict(t)), user=session["user"], csrf_token=csrf_token(),
                            parties=readmodel.parties(engine(), ticket_id), party_names=PARTY_NAMES,
                            may_ack=alarms.may_change(session["user"]["role"]))

@@ -18,6 +18,7 @@ from protocols.ids import DEVICE_ID_RE
 from protocols.live import QUALITIES, check_camera
 
 from .. import registry
+from ..access import may
 from ..live import PAGES, LiveError, own_session, sessions_list
 from .base import api_auth, csrf_token, engine, iso, login_required, user_prefix
 from .params import ApiError, arg_text, bad, body, field_id, field_text
@@ -62,6 +63,11 @@ def _session_id(value: str) -> str:
     return value
 
 
+def may_talk(user: dict, device: dict) -> bool:
+    """Push-to-talk is offered for an alarm pillar to staff who may handle tickets."""
+    return device.get("kind") == "alarm-pillar" and may(user["role"], "change_tickets")
+
+
 def _sdp(data: dict) -> str:
     """An SDP body: lines end in CRLF, and no other control character is allowed."""
     import re
@@ -99,9 +105,14 @@ def start(device_id: str):
     quality = field_text(data, "quality", max_len=8) or "main"
     if quality not in QUALITIES:
         raise bad(f"quality must be one of {', '.join(QUALITIES)}")
+    talk = data.get("talk", False)
+    if not isinstance(talk, bool):
+        raise bad("talk must be true or false")
+    if talk and not may(g.user["role"], "change_tickets"):
+        raise ApiError(403, "forbidden", "viewers may watch but not talk")
     out = _call(lambda: _sessions().start_session(
         g.user, device_id, camera, page=page, quality=quality, reason=field_text(data, "reason", max_len=200),
-        ticket_id=field_id(data, "ticket_id")))
+        ticket_id=field_id(data, "ticket_id"), talk=talk))
     return jsonify(out), 201
 
 
@@ -141,7 +152,7 @@ def device_page(device_id: str):
     except ApiError:
         abort(404)
     return render_template("device.html", d=device, cameras=cameras_of(device), user=session["user"],
-                           csrf_token=csrf_token())
+                           talk=may_talk(session["user"], device), csrf_token=csrf_token())
 
 
 @live_pages.get("/wall")
