@@ -113,7 +113,8 @@ def main() -> None:
         hub.cli("registry", "import", "--config", str(hub.config), str(tmp / "county.csv"))
         dev = device_id(1, "134")
         password = hub.add_device(dev, kind="alarm-pillar", grid=GRID)
-        hub.cli("user", "add", "--config", str(hub.config), "op", "--role", "operator", "--password-stdin",
+        hub.cli("user", "add", "--config", str(hub.config), "op", "--role", "operator", "--scope", "330102000000",
+                "--password-stdin",
                 stdin="bench operator pw\n")
         token = hub.cli("token", "create", "--config", str(hub.config), "op")
         coturn = Coturn(tmp / "coturn", conf, COUNTY_IP, turn_port, lab=lab, netns=lab.county)

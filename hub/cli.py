@@ -272,8 +272,10 @@ def broker_config(config_file: str, out_dir: str, hub_user: str, hub_password_fi
 @click.option("--min-port", default=49160, show_default=True, help="First relay port.")
 @click.option("--max-port", default=49200, show_default=True, help="Last relay port.")
 @click.option("--log-file", default="/var/log/turnserver/turn.log", show_default=True)
+@click.option("--allow-loopback-peers", is_flag=True, help="Relay to 127.0.0.1 too: only for everything on one "
+                                                            "machine (the demo), never in production.")
 def turn_config(config_file: str, out_file: str, listen_ip: str, external_ip: str | None, port: int, min_port: int,
-                max_port: int, log_file: str) -> None:
+                max_port: int, log_file: str, allow_loopback_peers: bool) -> None:
     """Write coturn's config for live video: the hub's shared secret (live.turn_secret_file, made if
     missing), its realm and ports. Put the same turn: URL in the hub config's live.turn_urls."""
     from pathlib import Path
@@ -290,7 +292,8 @@ def turn_config(config_file: str, out_file: str, listen_ip: str, external_ip: st
         raise click.ClickException(f"live.turn_secret_file: {exc}") from None
     write_private(Path(out_file), turnserver_conf(secret=secret, realm=cfg.live.turn_realm, listen_ip=listen_ip,
                                                   external_ip=external_ip, port=port, min_port=min_port,
-                                                  max_port=max_port, log_file=log_file))
+                                                  max_port=max_port, log_file=log_file,
+                                                  allow_loopback_peers=allow_loopback_peers))
     click.echo(f"wrote {out_file} (shared secret in {secret_path})")
     if not cfg.live.turn_urls:
         click.echo(f"warning: the hub config has no live.turn_urls; add turn:{external_ip or listen_ip}:{port}"

@@ -93,13 +93,15 @@ class LiveSessions:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    def watching(self, conn: sa.Connection, device_id: str, now: float) -> list[str]:
-        """Who watches the device now (open sessions kept alive)."""
-        return [r.username for r in conn.execute(
-            sa.select(view_sessions.c.username).where(view_sessions.c.device_id == device_id)
-            .where(view_sessions.c.ended_at.is_(None))
-            .where(view_sessions.c.last_seen_at >= now - self.cfg.keepalive_timeout_s)
-            .order_by(view_sessions.c.started_at))]
+    def watching(self, conn: sa.Connection, device_id: str, now: float, *, talk: bool = False) -> list[str]:
+        """Who watches the device now (open sessions kept alive); with ``talk``, who talks to it."""
+        q = (sa.select(view_sessions.c.username).where(view_sessions.c.device_id == device_id)
+             .where(view_sessions.c.ended_at.is_(None))
+             .where(view_sessions.c.last_seen_at >= now - self.cfg.keepalive_timeout_s)
+             .order_by(view_sessions.c.started_at))
+        if talk:
+            q = q.where(view_sessions.c.talk.is_(True))
+        return [r.username for r in conn.execute(q)]
 
     def start_session(self, user: dict, device_id: str, camera: str, *, page: str, quality: str = "main",
                       reason: str | None = None, ticket_id: int | None = None, talk: bool = False) -> dict[str, Any]:
@@ -114,13 +116,15 @@ class LiveSessions:
             if len(watching) >= self.cfg.viewers_per_device:
                 raise LiveError(409, "viewers_limit", f"{len(watching)} viewer(s) already watch this device, its "
                                                       f"limit; watching: {', '.join(watching)}")
+            talking = self.watching(conn, device_id, now, talk=True) if talk else []
+            talk = talk and not talking  # a pillar has one speaker: one operator talks at a time
             conn.execute(view_sessions.insert().values(
                 id=session, user_id=user["id"], username=user["username"], device_id=device_id, camera=camera,
                 page=page, quality=quality, talk=talk, reason=reason, ticket_id=ticket_id, started_at=now,
                 last_seen_at=now, outcome="waiting"))
         self.counters["started"] += 1
         servers = turn.ice_servers(self.cfg.turn_urls, self.turn_secret, user["username"], self.cfg.credential_ttl_s)
-        return {"session": session, "device_id": device_id, "camera": camera,
+        return {"session": session, "device_id": device_id, "camera": camera, "talk": talk, "talking": talking,
                 "ice_servers": [s.as_dict() for s in servers], "ice_transport_policy": "relay",
                 "keepalive_s": self.cfg.keepalive_timeout_s / 3}
 

@@ -54,7 +54,7 @@ def read_or_make_secret(path: Path) -> str:
 
 
 def turnserver_conf(*, secret: str, realm: str, listen_ip: str, external_ip: str | None, port: int,
-                    min_port: int, max_port: int, log_file: str) -> str:
+                    min_port: int, max_port: int, log_file: str, allow_loopback_peers: bool = False) -> str:
     """coturn's turnserver.conf for the county: TURN over UDP and TCP on ``port``, relay ports
     ``min_port``-``max_port``, the hub's shared secret, no STUN-only use and no admin console."""
     lines = [
@@ -81,4 +81,6 @@ def turnserver_conf(*, secret: str, realm: str, listen_ip: str, external_ip: str
     ]
     if external_ip:
         lines.insert(3, f"external-ip={external_ip}")
+    if allow_loopback_peers:
+        lines += ["# everything on one machine (the demo): peers on loopback are allowed", "allow-loopback-peers"]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 SAMPLE_VIDEO = Path.home() / ".cache" / "xueliang" / "demo" / "gate-1280x720-40s.mp4"
+CHIME = WORK / "pillar-chime.wav"  # what the simulated pillar's microphone hears
+
+
+def write_chime(path: Path, rate: int = 48000) -> None:
+    """Two notes and a pause, over and over: what the simulated pillar's microphone hears."""
+    import math
+    import struct
+    import wave
+    samples = []
+    for hz, seconds in ((660.0, 0.4), (880.0, 0.4), (0.0, 1.2)):
+        samples += [int(9000 * math.sin(2 * math.pi * hz * n / rate)) for n in range(int(rate * seconds))]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(struct.pack(f"<{len(samples)}h", *samples))
 BIN = Path(sys.executable).parent
 DEVICES = [
     ("33010200001310000001", "camera-box", "村口东 Village gate east", 30.2741, 120.1551),
@@ -46,11 +62,17 @@ def run(*args: str, stdin: str | None = None) -> str:
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
-    mqtt_port, web_port = free_port(18830), free_port(8080)
+    mqtt_port, web_port, turn_port = free_port(18830), free_port(8080), free_port(3478)
+    turnserver = shutil.which("turnserver") or ("/usr/bin/turnserver" if Path("/usr/bin/turnserver").exists() else None)
     hub_cfg = WORK / "hub.yaml"
     hub_cfg.write_text(f"database:\n  url: sqlite:///hub.db\nembedded_broker:\n  host: 127.0.0.1\n  port: {mqtt_port}\n"
-                       f"web:\n  host: 127.0.0.1\n  port: {web_port}\ningest:\n  offline_after_s: 15\n")
+                       f"web:\n  host: 127.0.0.1\n  port: {web_port}\ningest:\n  offline_after_s: 15\n"
+                       + (f"live:\n  turn_urls: ['turn:127.0.0.1:{turn_port}?transport=udp']\n" if turnserver else ""))
     xl_hub, xl_edge = str(BIN / "xl-hub"), str(BIN / "xl-edge")
+    if turnserver:  # the county's TURN relay for live video and talk-back from the hub
+        run(xl_hub, "turn-config", "--config", str(hub_cfg), "--out", str(WORK / "turnserver.conf"), "--listen-ip",
+            "127.0.0.1", "--port", str(turn_port), "--min-port", "49300", "--max-port", "49400",
+            "--log-file", str(WORK / "coturn.log"), "--allow-loopback-peers")
     password = secrets.token_urlsafe(12)
     run(xl_hub, "user", "add", "--config", str(hub_cfg), "admin", "--role", "admin", "--password-stdin",
         stdin=password + "\n")
@@ -61,6 +83,7 @@ def main() -> int:
         print("generating the sample camera scene (once; cached in", video.parent, ") …", flush=True)
         video.parent.mkdir(parents=True, exist_ok=True)
         run(xl_edge, "sample-video", str(video), "--seconds", "40")
+    write_chime(CHIME)
     edge_cfgs = []
     lan_ports = []
     for i, (dev, kind, name, lat, lon) in enumerate(DEVICES, 1):
@@ -75,12 +98,14 @@ def main() -> int:
                        "location": {"latitude": lat, "longitude": lon, "address": name}},
             "broker": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "password_file": "mqtt-password",
                        "reconnect_max_s": 5},
-            "sync": {"heartbeat_interval_s": 5},
+            "sync": {"heartbeat_interval_s": 5, "hub_url": f"http://127.0.0.1:{web_port}"},
             "cameras": ([{"name": "gate", "source": str(video)},
                          {"name": "lane", "source": str(video), "motion": {"zones": [
                              {"name": "lane", "points": [[0, 0.3], [0.5, 0.3], [0.5, 1], [0, 1]]}]}}]
                         if kind == "camera-box" else [{"name": "pillar", "source": str(video)}]),
-            **({"pillar": {"port": "ttyPILLAR", "siren_on_press": True}} if kind == "alarm-pillar" else {}),
+            **({"pillar": {"port": "ttyPILLAR", "siren_on_press": True},
+                # talk-back: the pillar's "microphone" plays a chime, the operator's voice goes to a file
+                "audio": {"input": str(CHIME), "output": "speaker.wav"}} if kind == "alarm-pillar" else {}),
             "web": {"host": "127.0.0.1", "port": lan_ports[-1], "ice_addresses": ["127.0.0.1"]},
         }, ensure_ascii=False, indent=2))  # JSON is YAML
         edge_cfgs.append(cfg)
@@ -109,6 +134,8 @@ def main() -> int:
                 print(open(WORK / "hub.log").read())
                 return 1
             time.sleep(0.2)
+    if turnserver:
+        start("coturn", turnserver, "-c", str(WORK / "turnserver.conf"), "--pidfile", str(WORK / "coturn.pid"))
     # the alarm pillar's microcontroller, simulated on a pty pair: a press every 30 s
     start("pillar-sim", xl_edge, "pillar-sim", "--link", str(WORK / "edge2" / "ttyPILLAR"),
           "--script", "press@5,release@5.2", "--repeat", "30")
@@ -126,6 +153,7 @@ def main() -> int:
   Edge agents: {', '.join(d[0] for d in DEVICES)}: cameras play {video.name} (motion and face events
               with thumbnails; snapshots and clips in {WORK}/edge*/media); the pillar's button is
               pressed every 30 s
+  Live video: {"设备 → a device, an alarm's ticket page (the pillar's camera plays; hold 按住讲话 to talk: your voice is written to " + str(WORK / "edge2" / "speaker.wav") + "), 视频墙 video wall; through coturn on 127.0.0.1:" + str(turn_port) if turnserver else "install coturn (apt-get install coturn) for live video from the hub"}
   LAN pages:  {'   '.join(f'http://127.0.0.1:{p}/' for p in lan_ports)}
               (the village monitors' page of each device: live video, events, alarms)
               user: monitor   password: {password}   (the same as the hub's admin, for the demo)

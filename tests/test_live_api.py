@@ -140,9 +140,16 @@ def test_sessions_credentials_limits_lapses_and_the_record(tmp_path, procs):
     for payload in ({"camera": "../x"}, {"camera": "gate", "page": "kiosk"}, {"camera": "gate", "quality": "4k"}):
         status, err = hub.post(f"/api/v1/devices/{dev}/live", li, payload)
         assert status == 400, (payload, err)
+    # a pillar has one speaker: the second operator who asks to talk watches only, told who talks
+    assert hub.post(f"/api/v1/live/{s7['session']}/close", li)[0] == 204
+    status, t1 = hub.post(f"/api/v1/devices/{dev}/live", chen, {"camera": "gate", "talk": True})
+    assert status == 201 and t1["talk"] is True and t1["talking"] == [], t1
+    status, t2 = hub.post(f"/api/v1/devices/{dev}/live", li, {"camera": "gate", "talk": True})
+    assert status == 201 and t2["talk"] is False and t2["talking"] == ["chen"], t2
+    assert [r["talk"] for r in map(_rows(hub).get, (t1["session"], t2["session"]))] == [True, False]
     # every session has its row, with a duration
     rows = _rows(hub)
-    assert {s["session"] for s in (s1, s2, s3, s5, s6, s7)} <= set(rows)
+    assert {s["session"] for s in (s1, s2, s3, s5, s6, s7, t1, t2)} <= set(rows)
     assert all(r["username"] in ("li", "chen") and r["device_id"] == dev for r in rows.values())
     assert "Traceback" not in hub.output() and "Traceback" not in edge.output()
 

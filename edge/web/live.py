@@ -39,6 +39,7 @@ from ..camera.capture import LatestFrame, Picture
 logger = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+CLOSE_S = 1.5  # closing the viewers at stop takes at most this
 WALL_WIDTH, WALL_FPS, WALL_BITRATE = 480, 8.0, 400_000  # a video-wall tile's stream
 
 
@@ -263,18 +264,24 @@ class LiveServer:
         if self._thread.is_alive():
             fut = asyncio.run_coroutine_threadsafe(self._close_all(), self.loop)
             try:
-                fut.result(timeout=5)
+                fut.result(timeout=CLOSE_S + 0.5)
             except Exception:  # closing is best effort at shutdown
                 pass
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1.0)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     async def _close_all(self) -> None:
-        for v in list(self.viewers):
-            await v.pc.close()
+        """Close every peer connection at once, for at most ``CLOSE_S`` (a viewer that went away
+        without a word can keep a close waiting on its transports)."""
+        closing = [v.pc.close() for v in list(self.viewers)]
+        if closing:
+            try:
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_S)
+            except asyncio.TimeoutError:
+                logger.warning("%d live viewer(s) not closed within %.1f s at stop", len(closing), CLOSE_S)
 
     def answer(self, camera: str, sdp: str, kind: str, timeout: float = 15.0) -> dict:
         """Take a browser's offer for ``camera``; return the answer (blocking, for the web app)."""
@@ -303,13 +310,15 @@ class LiveServer:
             return refuse(f"no camera {req.camera!r} on this device")
         if self.hub_viewer_count() >= self.hub_viewers_max:
             return refuse(f"this device already sends {self.hub_viewers_max} hub viewer(s), its limit")
-        if req.audio and self.talk is not None and self.talk.busy:
-            return refuse("the pillar is already talking with another operator")
+        audio = req.audio
+        if audio and self.talk is not None and self.talk.busy:  # one speaker: this viewer only watches
+            logger.info("live session %s: the pillar already talks with another operator; video only", req.session)
+            audio = False
         servers = [RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
                    for s in req.ice_servers]
         fut = asyncio.run_coroutine_threadsafe(
             self._answer(req.camera, req.sdp, "offer", ice_servers=servers, session=req.session,
-                         encoder=encoders[req.camera], audio=req.audio), self.loop)
+                         encoder=encoders[req.camera], audio=audio), self.loop)
 
         def done(f) -> None:
             try:
@@ -346,8 +355,8 @@ class LiveServer:
             if pc.connectionState in ("failed", "closed", "disconnected"):
                 encoder.unsubscribe(sub)
                 self.viewers.discard(viewer)
-                if talk is not None:
-                    await talk.close(session)
+                if talk is not None:  # the speaker and microphone are let go on their own
+                    asyncio.ensure_future(talk.close(session))
                 if pc.connectionState != "closed":
                     await pc.close()
 

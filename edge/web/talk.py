@@ -113,9 +113,9 @@ class TalkBack:
         if self._recorder is not None:
             recorder, self._recorder = self._recorder, None
             try:
-                await recorder.stop()
-            except Exception as exc:
-                logger.warning("talk-back: closing the speaker: %s", exc)
+                await asyncio.wait_for(recorder.stop(), 2.0)
+            except Exception as exc:  # includes the timeout: the recording then ends where it ended
+                logger.warning("talk-back: closing the speaker: %s", exc or type(exc).__name__)
         if self._player is not None:
             player, self._player = self._player, None
             if player.audio is not None:

@@ -57,6 +57,12 @@
     })
       .then(function (s) {
         handle.session = s.session;
+        if (handle.mic && !s.talk) {  // someone else talks with this pillar: watch and listen only
+          handle.mic.stop();
+          handle.mic = null;
+          var ptt = tile.querySelector(".talk");
+          if (ptt) { ptt.disabled = true; ptt.title = (tile.dataset.busy || "talking: ") + s.talking.join(", "); }
+        }
         var pc = new RTCPeerConnection({iceServers: s.ice_servers, iceTransportPolicy: s.ice_transport_policy});
         handle.pc = pc;
         window.xlLive.sessions.push(handle);
