@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from common.lifecycle import Lifecycle, LifecycleError
@@ -73,6 +74,8 @@ class Agent:
             self.live = make_live_server(cfg, self.vision)
             self.sync.on_live = self.live.hub_request
             components.append(("live", self.live))
+            if self.pillar is not None:
+                self.pillar.on_alarm = self._pre_alarm_clip
         self.generator: DemoGenerator | None = None
         if cfg.demo.enabled:
             self.generator = DemoGenerator(cfg.demo, self.store, self.meters)
@@ -90,6 +93,17 @@ class Agent:
                                                    config_path, self._restart)
             components.append(("provisioning", self.provisioning))
         self.lifecycle = Lifecycle(components)
+
+    def _pre_alarm_clip(self, alarm_id: str) -> None:
+        """An alarm's clip (what the pillar's camera saw before and after the press), uploaded to
+        the hub without being asked. Started off the serial link's thread: a press is acked to the
+        microcontroller without waiting for a camera's pipeline."""
+        def start() -> None:
+            rel = self.vision.record_alarm(alarm_id) if self.vision is not None else None
+            if rel is not None and self.uploads is not None:
+                self.uploads.queue(alarm_id)
+            logger.info("alarm %s: pre-alarm clip %s", alarm_id, rel or "not recorded (no camera picture)")
+        threading.Thread(target=start, name="pre-alarm-clip", daemon=True).start()
 
     def _on_command(self, cmd) -> object:
         """Hub commands: clip uploads to the uploader, the rest are about alarms."""

@@ -6,6 +6,7 @@ clip that does not match its checksum are refused with a clear error."""
 from __future__ import annotations
 
 import base64
+import time
 import hashlib
 import json
 import urllib.error
@@ -133,3 +134,71 @@ def test_a_clip_is_asked_for_uploaded_across_a_restart_and_served(tmp_path, proc
                                                      "AND state = 'refused'"), 10, "the device to record it")
     assert "max_clip_mb" in reason, reason
     assert "Traceback" not in hub.output() and "Traceback" not in edge.output()
+
+
+def test_an_alarms_pre_alarm_clip_reaches_the_hub_unasked(tmp_path, procs):
+    from edge.pillar.simulator import PillarSim
+
+    import av
+
+    hub = Hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'hub.db'}")
+    procs.append(hub)
+    (tmp_path / "county.csv").write_text(SAMPLE)
+    hub.cli("registry", "import", "--config", str(hub.config), str(tmp_path / "county.csv"))
+    dev = device_id(1, "134")
+    password = hub.add_device(dev, kind="alarm-pillar", grid=GRID_A)
+    hub.cli("user", "add", "--config", str(hub.config), "li", "--role", "grid_worker", "--scope", GRID_A,
+            "--password-stdin", stdin="li grid worker pw\n")
+    li = hub.cli("token", "create", "--config", str(hub.config), "li")
+    hub.start()
+    sim = PillarSim(tmp_path / "ttyPILLAR", heartbeat_s=0.5)
+    sim.start()
+    try:
+        folder = tmp_path / "edge"
+        folder.mkdir()
+        write_video(SceneSpec(320, 240, seconds=20, seed=7), folder / "pillar.mp4")  # a quiet scene: no motion
+        edge = Edge(folder, dev, password, hub.mqtt_port, rate=0, kind="alarm-pillar", hub_url=hub.base,
+                    extra={"pillar": {"port": str(tmp_path / "ttyPILLAR"), "merge_window_s": 0},
+                           "cameras": [{"name": "pillar", "source": "pillar.mp4", "faces": {"enabled": False},
+                                        "clips": {"pre_roll_s": 3, "post_roll_s": 2}}]})
+        procs.append(edge)
+        edge.start()
+        wait_for(lambda: "pillar" in ((hub.get(f"/api/v1/devices/{dev}", li)[1].get("heartbeat") or {})
+                                      .get("cameras") or {}), 60, "the pillar's camera on the hub")
+        time.sleep(4)  # the camera's pre-roll fills
+        sim.click()
+        with hub.engine.connect() as conn:
+            alarm_id = wait_for(lambda: conn.execute(sa.text("SELECT id FROM events WHERE type = 'alarm'")).scalar(),
+                                10, "the alarm on the hub")
+        # nobody asked: the device sends the alarm's clip by itself
+        row = wait_for(lambda: (lambda r: r if r and r["state"] == "complete" else None)(_clip_row(hub, alarm_id)),
+                       60, "the pre-alarm clip at the hub")
+        assert row["requested_by"] == f"{dev}@device"
+        status, data, headers = _get(hub, f"/api/v1/events/{alarm_id}/clip", li)
+        assert status == 200 and len(data) == row["bytes_total"]
+        clip = tmp_path / "alarm.mp4"
+        clip.write_bytes(data)
+        with av.open(str(clip)) as container:
+            seconds = float(container.duration or 0) / av.time_base
+        assert 3.5 <= seconds <= 7.0, seconds  # about 3 s before the press and 2 s after
+        # the alarm's ticket page plays it
+        from playwright.sync_api import expect, sync_playwright
+
+        from .test_browser_hub import CHROMIUM_ARGS
+        with hub.engine.connect() as conn:
+            ticket_id = conn.execute(sa.text("SELECT id FROM tickets WHERE event_id = :e"), {"e": alarm_id}).scalar()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{hub.base}/login")
+                page.fill("input[name=username]", "li")
+                page.fill("input[name=password]", "li grid worker pw")
+                page.click("button[type=submit]")
+                page.goto(f"{hub.base}/tickets/{ticket_id}")
+                expect(page.locator("#clip .state")).to_have_text("已到中心")
+                page.wait_for_function("() => document.querySelector('#clip video').duration > 3", timeout=15000)
+            finally:
+                browser.close()
+    finally:
+        sim.stop()

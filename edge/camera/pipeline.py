@@ -186,6 +186,19 @@ class CameraPipeline:
                                               rel=self.media.clip_path(ev.id, self.name)))
         return ev
 
+    def record_for(self, event_id: str) -> str | None:
+        """A clip for another event (an alarm): the pre-roll held now and ``post_roll_s`` more.
+        Returns its media path, or None when this camera keeps no clips or has no picture yet."""
+        with self.lock:
+            if self.ring is None or not self.ring.packets:
+                return None
+            now = self.ring.packets[-1].t
+            rec = _Recording(event_id, self.ring.packets[-1].session, self.ring.since(now - self.cfg.clips.pre_roll_s),
+                             now, rel=self.media.clip_path(event_id, self.name))
+            rec.until = now + self.cfg.clips.post_roll_s
+            self.recordings.append(rec)
+            return rec.rel
+
     def _end(self, ev: _Motion) -> None:
         self.event = None
         data: dict[str, Any] = {"camera": self.name, "start": round(ev.ts_start, 3),

@@ -104,6 +104,14 @@ class Vision:
         self._ticker.join(timeout=5)
         self.media.stop()
 
+    def record_alarm(self, alarm_id: str) -> str | None:
+        """The pre-alarm clip (the first camera's pre-roll and post-roll), written as the alarm's."""
+        for pipe in self.pipelines.values():
+            rel = pipe.record_for(alarm_id)
+            if rel is not None:
+                return rel
+        return None
+
     def alive(self) -> bool:
         return (self.unrecoverable is None and self._ticker.is_alive() and self.media.alive()
                 and all(c.alive() for name, c in self.cameras.items() if name not in self.stalled))

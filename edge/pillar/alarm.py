@@ -14,6 +14,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from protocols import serial as sf
 from protocols.deviceconfig import PillarSection
@@ -39,6 +40,7 @@ class Pillar:
         # and an ack lost in a restart must not make a second alarm of the same press
         self._press_ticks: collections.deque[int] = collections.deque(maxlen=256)
         self.mcu_online = False
+        self.on_alarm: Callable[[str], None] | None = None  # a new alarm's id (its clip is made and sent)
         self.led = sf.Led.IDLE
         self._lock = threading.Lock()
         self._led_lock = threading.Lock()  # the LED state and its frame go out together, in order
@@ -117,6 +119,11 @@ class Pillar:
             self._alarm_id, self._alarm_started, self._presses = ev.id, now, 1
         self.counters["alarms"] += 1
         self.book.pressed(ev.id)
+        if self.on_alarm is not None:  # the pre-alarm clip, sent to the hub unasked
+            try:
+                self.on_alarm(ev.id)
+            except Exception:  # the clip is extra: the alarm itself is stored and on its way
+                logger.exception("pre-alarm clip of %s not started", ev.id)
         if self.cfg.strobe_on_press:
             self.link.send(sf.MsgType.STROBE, b"\x01")
         if self.cfg.siren_on_press:
