@@ -153,8 +153,9 @@ def test_live_view_from_the_hub_crosses_the_nat_through_coturn(county, browser):
     hub, dev_a = county.hub, county.dev_a
     before = len(_sessions(hub))
     # scope: grid B's worker cannot see, start or signal grid A's camera (404, as if it did not exist)
-    status, body = hub.post(f"/api/v1/devices/{dev_a}/live", county.tokens["wang"], {"camera": "gate"})
-    assert status == 404, body
+    for payload in ({"camera": "gate"}, {"camera": "gate", "talk": True}):
+        status, body = hub.post(f"/api/v1/devices/{dev_a}/live", county.tokens["wang"], payload)
+        assert status == 404, body
     status, body = hub.post(f"/api/v1/devices/{dev_a}/live", county.tokens["li"], {"camera": "nope"})
     assert status == 404, body
 
