@@ -33,6 +33,7 @@ from .schema import clips, devices, events
 logger = logging.getLogger(__name__)
 
 MAX_PIECE = 1024 * 1024
+UNFINISHED_S = 2 * 86400.0  # an upload not finished two days after it was asked for (or began) is dropped
 
 
 class ClipError(Exception):
@@ -208,10 +209,19 @@ class ClipStore:
                 conn.execute(clips.update().where(clips.c.event_id == event_id).values(**values))
 
     def sweep(self, now: float | None = None, quota_only: bool = False) -> int:
-        """Delete clips older than the retention, then the oldest until the folder fits its quota."""
+        """Delete clips older than the retention, then the oldest until the folder fits its quota;
+        and the pieces of uploads nobody finished in ``UNFINISHED_S``."""
         now = time.time() if now is None else now
         gone: list[str] = []
         with self._lock, self.engine.begin() as conn:
+            if not quota_only:
+                stale = conn.execute(sa.select(clips.c.event_id).where(clips.c.state.in_(("requested", "uploading")))
+                                     .where(clips.c.requested_at < now - UNFINISHED_S)).scalars().all()
+                for event_id in stale:
+                    self.path(event_id).with_suffix(".part").unlink(missing_ok=True)
+                if stale:
+                    conn.execute(clips.update().where(clips.c.event_id.in_(stale))
+                                 .values(state="expired", bytes_received=0, error="not finished in two days"))
             done = conn.execute(sa.select(clips.c.event_id, clips.c.path, clips.c.bytes_total, clips.c.completed_at)
                                 .where(clips.c.state == "complete").order_by(clips.c.completed_at)).all()
             total = sum(r.bytes_total or 0 for r in done)

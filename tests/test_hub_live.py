@@ -242,3 +242,28 @@ def test_talk_back_through_coturn_both_ways(county, browser):
     assert not loud[:5].any(), "sound on the speaker before the button was pressed"
     loud_part = samples[: len(loud) * window].reshape(-1, window)[loud].ravel()
     assert abs(peak_hz(loud_part, rate) - OPERATOR_HZ) < 10, peak_hz(loud_part, rate)
+
+
+def test_the_video_wall_takes_the_smaller_stream_and_stops_tiles_off_screen(county, browser):
+    hub = county.hub
+    before = len(_sessions(hub))
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    _login(page, hub.base, "li", "li grid worker pw")
+    page.goto(f"{hub.base}/wall")
+    page.locator("button.layout[data-n='4']").click()
+    tile = page.locator("#wall .tile[data-camera=gate]")
+    expect(tile).to_have_attribute("data-state", "connected", timeout=30000)
+    page.wait_for_function("() => document.querySelector('#wall video').videoWidth > 0", timeout=30000)
+    # the wall's stream: 480 px wide, where the device page gets the camera's 640
+    assert page.evaluate("() => document.querySelector('#wall video').videoWidth") == 480
+    [row] = _sessions(hub)[before:]
+    assert (row["page"], row["quality"], row["ended_at"]) == ("wall", "wall", None)
+    # pushed off screen: the tile stops its stream and its session ends
+    page.evaluate("() => { const s = document.createElement('div'); s.style.height = '3000px'; "
+                  "document.getElementById('wall').before(s); }")
+    expect(tile).to_have_attribute("data-state", "stopped", timeout=10000)
+    wait_for(lambda: _sessions(hub)[before]["ended_at"] is not None, 10, "the wall tile's session to end")
+    assert _sessions(hub)[before]["outcome"] == "closed"
+    # back on screen: it plays again
+    page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    expect(tile).to_have_attribute("data-state", "connected", timeout=30000)

@@ -125,7 +125,8 @@ def ticket(ticket_id: int):
     event = eventlog.get_event(engine(), t["event_id"]) if t["event_id"] else None
     audit.record(engine(), session["user"]["username"], "view_ticket", str(ticket_id))
     cameras, talk = [], False
-    if t["device_id"] and current_app.extensions["xl"].get("live") is not None:
+    live = current_app.extensions["xl"].get("live")
+    if t["device_id"] and live is not None and live.enabled:
         scene = registry.list_devices(engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
                                       prefix=_prefix(), device_id=t["device_id"])
         if scene:

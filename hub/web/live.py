@@ -47,6 +47,11 @@ def _device(device_id: str, user: dict) -> dict:
     return items[0]
 
 
+def live_enabled() -> bool:
+    live = current_app.extensions["xl"].get("live")
+    return live is not None and live.enabled
+
+
 def cameras_of(device: dict) -> list[str]:
     """The device's cameras as its heartbeat names them."""
     hb = device.get("heartbeat") or {}
@@ -152,6 +157,7 @@ def device_page(device_id: str):
     except ApiError:
         abort(404)
     return render_template("device.html", d=device, cameras=cameras_of(device), user=session["user"],
+                           live_enabled=live_enabled(),
                            talk=may_talk(session["user"], device), csrf_token=csrf_token())
 
 
@@ -162,7 +168,8 @@ def wall():
                                     prefix=user_prefix(session["user"]))
     tiles = [{"device_id": d["id"], "name": d.get("name") or d["id"], "camera": cam}
              for d in devices for cam in cameras_of(d)]
-    return render_template("wall.html", tiles=tiles, user=session["user"], csrf_token=csrf_token())
+    return render_template("wall.html", tiles=tiles if live_enabled() else [], user=session["user"],
+                           live_enabled=live_enabled(), csrf_token=csrf_token())
 
 
 def _admin() -> None:
