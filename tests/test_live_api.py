@@ -144,13 +144,29 @@ def test_sessions_credentials_limits_lapses_and_the_record(tmp_path, procs):
     assert hub.post(f"/api/v1/live/{s7['session']}/close", li)[0] == 204
     status, t1 = hub.post(f"/api/v1/devices/{dev}/live", chen, {"camera": "gate", "talk": True})
     assert status == 201 and t1["talk"] is True and t1["talking"] == [], t1
-    status, t2 = hub.post(f"/api/v1/devices/{dev}/live", li, {"camera": "gate", "talk": True})
+    status, t2 = hub.post(f"/api/v1/devices/{dev}/live", li, {"camera": "gate", "talk": True,
+                                                              "reason": "=HYPERLINK(\"http://x\")"})
     assert status == 201 and t2["talk"] is False and t2["talking"] == ["chen"], t2
     assert [r["talk"] for r in map(_rows(hub).get, (t1["session"], t2["session"]))] == [True, False]
     # every session has its row, with a duration
     rows = _rows(hub)
     assert {s["session"] for s in (s1, s2, s3, s5, s6, s7, t1, t2)} <= set(rows)
     assert all(r["username"] in ("li", "chen") and r["device_id"] == dev for r in rows.values())
+    # the record's CSV (admins) keeps a reason that looks like a formula as text
+    hub.cli("user", "add", "--config", str(hub.config), "zhao", "--role", "admin", "--password-stdin",
+            stdin="county admin pw 2\n")
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = opener.open(f"{hub.base}/login").read().decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    opener.open(f"{hub.base}/login", data=urllib.parse.urlencode(
+        {"username": "zhao", "password": "county admin pw 2", "csrf_token": csrf}).encode())
+    csv_text = opener.open(f"{hub.base}/views.csv").read().decode()
+    assert "'=HYPERLINK" in csv_text and t2["session"] in csv_text
     assert "Traceback" not in hub.output() and "Traceback" not in edge.output()
 
 

@@ -172,6 +172,11 @@ def wall():
                            live_enabled=live_enabled(), csrf_token=csrf_token())
 
 
+def _cell(text: str) -> str:
+    """Free text in a CSV cell that a spreadsheet would run as a formula is kept as text."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _admin() -> None:
     if session["user"]["role"] != "admin":
         abort(403)
@@ -204,7 +209,7 @@ def views_csv():
                 "started", "ended", "duration_s", "outcome", "detail"])
     for r in _record_rows():
         w.writerow([r["id"], r["username"], r["device_id"], r["camera"], r["page"], r["quality"], int(r["talk"]),
-                    r["reason"] or "", r["ticket_id"] or "", iso(r["started_at"]), iso(r["ended_at"]) or "",
-                    r["duration_s"], r["outcome"], r["detail"] or ""])
+                    _cell(r["reason"] or ""), r["ticket_id"] or "", iso(r["started_at"]), iso(r["ended_at"]) or "",
+                    r["duration_s"], r["outcome"], _cell(r["detail"] or "")])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=view-sessions.csv"})
