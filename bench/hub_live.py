@@ -34,7 +34,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from bench.live_latency import PROBE, percentile  # noqa: E402
 from bench.vision import cpu_seconds  # noqa: E402
-from tests.helpers import Coturn, Edge, Hub, Mosquitto, device_id, free_port, wait_for  # noqa: E402
+from tests.helpers import Edge, county_with_relay, device_id, wait_for  # noqa: E402
 from tests.netlab import COUNTY_IP, NetLab  # noqa: E402
 from tests.test_gridregistry import SAMPLE  # noqa: E402
 
@@ -101,14 +101,8 @@ def main() -> None:
         tmp = Path(tmp)
         lab = NetLab().up()
         stack.callback(lab.down)
-        mosquitto = Mosquitto(tmp / "mosquitto", host=COUNTY_IP, lab=lab, netns=lab.county)
-        turn_port = free_port()
-        hub = Hub(tmp / "hub", f"sqlite:///{tmp / 'hub.db'}", mosquitto=mosquitto, host=COUNTY_IP, lab=lab,
-                  netns=lab.county, extra={"log_level": "WARNING", "live": {
-                      "turn_urls": [f"turn:{COUNTY_IP}:{turn_port}?transport=udp"], "viewers_per_device": 4}})
-        conf = tmp / "turnserver.conf"
-        hub.cli("turn-config", "--config", str(hub.config), "--out", str(conf), "--listen-ip", COUNTY_IP,
-                "--port", str(turn_port), "--log-file", str(tmp / "turn.log"))
+        mosquitto, hub, coturn, _ = county_with_relay(tmp, lab, live={"viewers_per_device": 4},
+                                                      hub_extra={"log_level": "WARNING"})
         (tmp / "county.csv").write_text(SAMPLE)
         hub.cli("registry", "import", "--config", str(hub.config), str(tmp / "county.csv"))
         dev = device_id(1, "134")
@@ -117,7 +111,6 @@ def main() -> None:
                 "--password-stdin",
                 stdin="bench operator pw\n")
         token = hub.cli("token", "create", "--config", str(hub.config), "op")
-        coturn = Coturn(tmp / "coturn", conf, COUNTY_IP, turn_port, lab=lab, netns=lab.county)
         mosquitto.start()
         stack.callback(mosquitto.stop)
         coturn.start()

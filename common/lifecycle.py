@@ -29,6 +29,42 @@ class Component(Protocol):
     def alive(self) -> bool: ...
 
 
+class Periodic:
+    """A component that runs ``work()`` every ``every_s`` seconds on a thread of its own (first
+    after one interval, or at once with ``first_now``), and ``last()`` once when stopped. A round
+    that raises is logged and the next one comes as usual."""
+
+    def __init__(self, name: str, every_s: float, work: Callable[[], object], *, first_now: bool = False,
+                 last: Callable[[], object] | None = None):
+        self.name, self.every_s, self.work, self.first_now, self.last = name, every_s, work, first_now, last
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _round(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except Exception:
+            logger.exception("%s failed; trying again in %.0f s", self.name, self.every_s)
+
+    def _run(self) -> None:
+        if self.first_now:
+            self._round(self.work)
+        while not self._stop.wait(self.every_s):
+            self._round(self.work)
+        if self.last is not None:
+            self._round(self.last)
+
+
 class LifecycleError(Exception):
     """A component died or reported a fatal condition."""
 

@@ -122,7 +122,8 @@ class ClipUploader:
             self.store.finish_upload(event_id, "refused", "the clip was deleted before it was uploaded")
             return
         total = path.stat().st_size
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
         status, body = self._call(urllib.request.Request(self._url(event_id)))
         if status == 404:
             raise OSError(f"the hub has no event {event_id} yet")  # not synced yet: try later

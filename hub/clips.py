@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from protocols.ids import check_event_id
 
 from . import commands
-from .schema import clips, devices, events
+from .schema import clips, events
 
 logger = logging.getLogger(__name__)
 
@@ -73,38 +73,19 @@ def status(engine: sa.Engine, event_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+SWEEP_EVERY_S = 3600.0
+
+
 class ClipStore:
-    """The media folder: receives pieces, keeps clips, sweeps them (a component with one thread)."""
+    """The media folder: receives pieces, keeps clips; ``sweep`` (the hub runs it every
+    ``SWEEP_EVERY_S``) applies retention and the quota."""
 
     def __init__(self, engine: sa.Engine, root: Path, *, max_clip_bytes: int, quota_bytes: int,
-                 retention_days: float, sweep_every_s: float = 3600.0):
+                 retention_days: float):
         self.engine, self.root = engine, root
         self.max_clip_bytes, self.quota_bytes, self.retention_days = max_clip_bytes, quota_bytes, retention_days
-        self.sweep_every_s = sweep_every_s
         self.counters = {"pieces": 0, "clips": 0, "refused": 0, "swept": 0}
         self._lock = threading.Lock()  # one writer of the media folder at a time
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="clips", daemon=True)
-
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.sweep()
-            except Exception:
-                logger.exception("clip sweep failed; trying again later")
-            if self._stop.wait(self.sweep_every_s):
-                return
 
     def path(self, event_id: str) -> Path:
         check_event_id(event_id)
@@ -144,11 +125,11 @@ class ClipStore:
                     row = conn.execute(sa.select(clips).where(clips.c.event_id == event_id)).first()
                 if row.state == "complete":
                     return dict(row._mapping)
-                held = row.bytes_received if row.bytes_total in (None, total) and row.sha256 in (None, sha256) else 0
+                same_file = row.bytes_total in (None, total) and row.sha256 in (None, sha256)
             part = self.path(event_id).with_suffix(".part")
             part.parent.mkdir(parents=True, exist_ok=True)
-            if held == 0 or not part.exists() or part.stat().st_size != held:
-                held = 0 if start == 0 or not part.exists() else min(held, part.stat().st_size)
+            # the pieces on disk are what the hub holds (written and fsynced before the row says so)
+            held = part.stat().st_size if same_file and part.exists() else 0
             if start > held:
                 raise ClipError(409, "gap", f"the hub holds {held} bytes of this clip; send from there", held)
             if end < held:  # a resend of a piece already held
@@ -238,9 +219,6 @@ class ClipStore:
         return len(gone)
 
 
-def device_of_event(engine: sa.Engine, event_id: str) -> dict | None:
+def device_of_event(engine: sa.Engine, event_id: str) -> str | None:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(events.c.device_id, devices.c.grid_code)
-                           .select_from(events.join(devices, devices.c.id == events.c.device_id, isouter=True))
-                           .where(events.c.id == event_id)).first()
-    return dict(row._mapping) if row else None
+        return conn.execute(sa.select(events.c.device_id).where(events.c.id == event_id)).scalar()

@@ -16,7 +16,7 @@ from alembic.config import Config as AlembicConfig
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-CHECKPOINT_EVERY_S = 1.0
+CHECKPOINT_EVERY_S = 1.0  # how often the hub copies SQLite's WAL into the database
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +42,27 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> sa.Engine:
 
 
 class Checkpointer:
-    """SQLite: copies the WAL into the database every second on a thread of its own (a passive
-    checkpoint: it never waits for, or blocks, a writer)."""
+    """SQLite: copies the WAL into the database (a passive checkpoint: it never waits for, or
+    blocks, a writer). Call it from one thread, every second (the hub runs it as a
+    ``common.lifecycle.Periodic``); ``close`` after the last call."""
 
-    def __init__(self, engine: sa.Engine, every_s: float = CHECKPOINT_EVERY_S):
-        self.path, self.every_s = engine.url.database, every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+    def __init__(self, engine: sa.Engine):
+        self.path = engine.url.database
+        self._conn: sqlite3.Connection | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+    def __call__(self) -> None:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, timeout=30)
         try:
-            while not self._stop.wait(self.every_s):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:
-                    logger.warning("database checkpoint failed: %s", exc)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             logger.warning("database checkpoint failed: %s", exc)
-        finally:
-            conn.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self()
+            self._conn.close()
+            self._conn = None
 
 
 class WriteGate:

@@ -50,34 +50,18 @@ class LiveSessions:
         self._waiters: dict[str, tuple[str, threading.Event, list]] = {}
         self._lock = threading.Lock()
         self.counters = {"started": 0, "answered": 0, "refused": 0, "timeouts": 0, "bad_answers": 0, "lapsed": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sweep_loop, name="live-sessions", daemon=True)
 
     @property
     def enabled(self) -> bool:
         return bool(self.cfg.turn_urls) and self.turn_secret is not None
 
-    # --- lifecycle (the sweeper) ----------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(min(5.0, self.cfg.keepalive_timeout_s / 3)):
-            try:
-                self.sweep()
-            except Exception:
-                logger.exception("live session sweep failed; trying again")
+    @property
+    def sweep_every_s(self) -> float:
+        return min(5.0, self.cfg.keepalive_timeout_s / 3)
 
     def sweep(self, now: float | None = None) -> int:
-        """End the sessions nobody kept alive; tell their devices."""
+        """End the sessions nobody kept alive; tell their devices (the hub runs it every
+        ``sweep_every_s``)."""
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
             rows = conn.execute(sa.select(view_sessions.c.id, view_sessions.c.device_id, view_sessions.c.last_seen_at)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
-from common.lifecycle import Lifecycle, LifecycleError
+from common.lifecycle import Lifecycle, LifecycleError, Periodic
 from common.webserver import WebServer
 
 from . import auth, dispatch, turn
@@ -16,9 +16,9 @@ from .broker import Credentials, EmbeddedBroker
 from .commands import CommandSender
 from .notify import Notifier, webhooks_from_config
 from .config import HubConfig
-from .db import WRITE_GATE, Checkpointer, make_engine, migrate
+from .db import CHECKPOINT_EVERY_S, WRITE_GATE, Checkpointer, make_engine, migrate
 from .ingest import Ingest
-from .clips import ClipStore
+from .clips import SWEEP_EVERY_S, ClipStore
 from .live import LiveSessions
 from .web import create_app
 
@@ -47,33 +47,12 @@ def read_or_make_secret(path: Path) -> str:
     return key
 
 
-class Escalator:
-    """Every ``interval`` seconds: moves overdue tickets up a level and opens maintenance tickets
-    for silent devices (one thread)."""
-
-    def __init__(self, engine, interval: float = 30.0, maintenance_after_s: float = 3600.0):
-        self.engine, self.interval, self.maintenance_after_s = engine, interval, maintenance_after_s
-        self.escalated = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="escalator", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.escalated += len(dispatch.escalate_overdue(self.engine))
-                dispatch.open_offline_tickets(self.engine, silent_after_s=self.maintenance_after_s)
-            except Exception:
-                logger.exception("escalation pass failed; trying again in %.0f s", self.interval)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+def escalation(engine, maintenance_after_s: float) -> Callable[[], None]:
+    """One pass: move overdue tickets up a level, open maintenance tickets for silent devices."""
+    def run() -> None:
+        dispatch.escalate_overdue(engine)
+        dispatch.open_offline_tickets(engine, silent_after_s=maintenance_after_s)
+    return run
 
 
 class Hub:
@@ -83,7 +62,9 @@ class Hub:
         migrate(self.engine)
         components: list = []
         if self.engine.dialect.name == "sqlite":
-            components.append(("checkpoints", Checkpointer(self.engine)))
+            checkpoint = Checkpointer(self.engine)
+            components.append(("checkpoints", Periodic("sqlite-checkpoint", CHECKPOINT_EVERY_S, checkpoint,
+                                                       last=checkpoint.close)))
         self.broker: EmbeddedBroker | None = None
         if cfg.broker is None:
             secret = secrets.token_urlsafe(32)
@@ -131,13 +112,13 @@ class Hub:
             raise HubError(f"live.turn_secret_file: {exc}") from None
         self.live = LiveSessions(self.engine, cfg.live, turn_secret, self.urgent.publish_live)
         self.urgent.on_live_answer = self.live.on_answer
-        components.append(("live", self.live))
+        components.append(("live-sessions", Periodic("live-sessions", self.live.sweep_every_s, self.live.sweep)))
         m = cfg.media
         self.clips = ClipStore(self.engine, cfg.resolve(m.path), max_clip_bytes=int(m.max_clip_mb * (1 << 20)),
                                quota_bytes=m.quota_mb << 20, retention_days=m.retention_days)
-        components.append(("clips", self.clips))
-        self.escalator = Escalator(self.engine, cfg.dispatch.escalate_every_s, cfg.dispatch.offline_ticket_after_s)
-        components.append(("escalator", self.escalator))
+        components.append(("clips", Periodic("clips", SWEEP_EVERY_S, self.clips.sweep, first_now=True)))
+        components.append(("escalator", Periodic("escalator", cfg.dispatch.escalate_every_s, escalation(
+            self.engine, cfg.dispatch.offline_ticket_after_s))))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
                          commands_due=self.commands.wake, live=self.live, clips=self.clips)

@@ -34,6 +34,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(host: str, port: int, lab=None, netns: str | None = None) -> bool:
+    """Something accepts TCP connections on host:port (inside ``netns`` of ``lab`` if given)."""
+    try:
+        with lab.inside(netns) if lab else contextlib.nullcontext():
+            socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_for(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
@@ -86,14 +96,7 @@ class Mosquitto:
         self.proc = subprocess.Popen([*prefix, MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 
-        def up():
-            try:
-                with self.lab.inside(self.netns) if self.lab else contextlib.nullcontext():
-                    socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_for(up, 10, "mosquitto to listen", 0.05)
+        wait_for(lambda: listening(self.host, self.port, self.lab, self.netns), 10, "mosquitto to listen", 0.05)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -347,13 +350,26 @@ class Coturn(Proc):
 
         def up():
             assert self.running(), self.output()
-            try:
-                with self.lab.inside(self.netns) if self.lab else contextlib.nullcontext():
-                    socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
+            return listening(self.host, self.port, self.lab, self.netns)
         wait_for(up, 15, "coturn to listen", 0.1)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
         return super().stop(sig, timeout)
+
+
+def county_with_relay(folder: Path, lab, *, live: dict | None = None, hub_extra: dict | None = None):
+    """Mosquitto, a hub (SQLite) and coturn in ``lab``'s county namespace, coturn configured by
+    ``xl-hub turn-config`` and named in the hub's ``live.turn_urls``; none of them started.
+    Returns (mosquitto, hub, coturn, the turnserver.conf path)."""
+    from .netlab import COUNTY_IP
+    mosquitto = Mosquitto(folder / "mosquitto", host=COUNTY_IP, lab=lab, netns=lab.county)
+    turn_port = free_port()
+    hub = Hub(folder / "hub", f"sqlite:///{folder / 'hub.db'}", mosquitto=mosquitto, host=COUNTY_IP, lab=lab,
+              netns=lab.county, extra={**(hub_extra or {}), "live": {
+                  "turn_urls": [f"turn:{COUNTY_IP}:{turn_port}?transport=udp"], **(live or {})}})
+    conf = folder / "turnserver.conf"
+    out = hub.cli("turn-config", "--config", str(hub.config), "--out", str(conf), "--listen-ip", COUNTY_IP,
+                  "--port", str(turn_port), "--log-file", str(folder / "turn.log"))
+    assert "wrote" in out, out
+    coturn = Coturn(folder / "coturn", conf, COUNTY_IP, turn_port, lab=lab, netns=lab.county)
+    return mosquitto, hub, coturn, conf

@@ -22,7 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from edge.camera.scenes import Mover, SceneSpec, write_video
 
-from .helpers import Coturn, Edge, Hub, Mosquitto, device_id, free_port, wait_for
+from .helpers import Edge, Hub, county_with_relay, device_id, wait_for
 from .netlab import COUNTY_IP, NetLab
 from .test_browser_hub import CHROMIUM_ARGS, SHOTS
 from .test_gridregistry import SAMPLE
@@ -73,15 +73,9 @@ def county(tmp_path_factory):
     lab = NetLab().up()
     with contextlib.ExitStack() as stack:
         stack.callback(lab.down)
-        mosquitto = Mosquitto(tmp / "mosquitto", host=COUNTY_IP, lab=lab, netns=lab.county)
-        turn_port = free_port()
-        hub = Hub(tmp / "hub", f"sqlite:///{tmp / 'hub.db'}", mosquitto=mosquitto, host=COUNTY_IP, lab=lab,
-                  netns=lab.county, extra={"live": {"turn_urls": [f"turn:{COUNTY_IP}:{turn_port}?transport=udp"]}})
-        conf = tmp / "turnserver.conf"
-        out = hub.cli("turn-config", "--config", str(hub.config), "--out", str(conf), "--listen-ip", COUNTY_IP,
-                      "--port", str(turn_port), "--log-file", str(tmp / "turn.log"))
-        assert "wrote" in out and "static-auth-secret=" in conf.read_text()
-        coturn = Coturn(tmp / "coturn", conf, COUNTY_IP, turn_port, lab=lab, netns=lab.county)
+        mosquitto, hub, coturn, conf = county_with_relay(tmp, lab)
+        secret = (tmp / "hub" / "turn_secret").read_text().strip()  # made by turn-config, shared with coturn
+        assert f"static-auth-secret={secret}" in conf.read_text() and f"listening-ip={COUNTY_IP}" in conf.read_text()
         (tmp / "county.csv").write_text(SAMPLE)
         hub.cli("registry", "import", "--config", str(hub.config), str(tmp / "county.csv"))
         dev_a, dev_b = device_id(1, "134"), device_id(2, "134")

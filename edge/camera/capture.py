@@ -8,6 +8,7 @@ Sources:
   stream without re-encoding, and the luma plane of each decoded frame feeds motion detection
   with no colour conversion;
 - a USB/V4L2 device (``/dev/videoN``): opened with OpenCV's V4L2 backend.
+- ``clock://WIDTHxHEIGHT@FPS``: a test camera (``edge.camera.clocksource``).
 
 The camera reports ``up``/``down`` to its owner, which turns a camera that stays down into a
 ``video_loss`` event and its return into ``camera_restored``. The latest frame is kept for the
@@ -21,111 +22,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
+from .frames import Frame, Packet, Picture, Session, SourceError
+
+__all__ = ["Camera", "Frame", "LatestFrame", "Packet", "Picture", "Session", "SourceError", "open_session"]
+
 logger = logging.getLogger(__name__)
-
-
-class SourceError(Exception):
-    """The source cannot be opened or read."""
-
-
-@dataclass
-class Frame:
-    """A decoded frame, for the camera's own thread only (it may wrap a PyAV ``VideoFrame``,
-    whose conversions run libswscale and must never run in two threads at once). Other threads
-    get a ``Picture`` from ``picture()``. ``t`` is seconds since the source started (growing
-    across file loops), ``ts`` the wall-clock time it was captured."""
-
-    index: int
-    t: float
-    ts: float
-    width: int
-    height: int
-    luma: np.ndarray  # HxW uint8, possibly strided
-    _av: Any = None
-    _bgr: np.ndarray | None = None
-
-    def rgb(self, width: int | None = None) -> np.ndarray:
-        """The frame as RGB (HxWx3 uint8), optionally scaled to ``width`` (aspect kept)."""
-        height = None if width is None else max(2, round(self.height * width / self.width) // 2 * 2)
-        if self._av is not None:
-            if width is None or width == self.width:
-                return self._av.to_ndarray(format="rgb24")
-            return self._av.reformat(width=width, height=height, format="rgb24").to_ndarray()
-        import cv2
-        rgb = cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB)
-        if width is not None and width != self.width:
-            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-        return rgb
-
-    def picture(self) -> "Picture":
-        """The frame as I420 pixels in a read-only numpy array, converted here, in the camera's
-        thread: what the live encoder and MJPEG threads read instead of the frame itself."""
-        import cv2
-        width, height = self.width // 2 * 2, self.height // 2 * 2
-        if self._av is not None:
-            vf = self._av
-            if vf.format.name != "yuv420p" or (width, height) != (vf.width, vf.height):
-                vf = vf.reformat(width=width, height=height, format="yuv420p")
-            i420 = vf.to_ndarray()  # a plane copy, no scaling
-        else:
-            i420 = cv2.cvtColor(np.ascontiguousarray(self._bgr[:height, :width]), cv2.COLOR_BGR2YUV_I420)
-        i420.setflags(write=False)
-        return Picture(self.index, self.t, self.ts, width, height, i420)
-
-
-@dataclass(frozen=True)
-class Picture:
-    """An immutable copy of a frame that any thread may read (the live view's input)."""
-
-    index: int
-    t: float
-    ts: float
-    width: int
-    height: int
-    i420: np.ndarray  # (height * 3 / 2) x width uint8, read-only
-
-    def rgb(self, width: int | None = None) -> np.ndarray:
-        """RGB (HxWx3 uint8), optionally scaled to ``width`` (aspect kept), with OpenCV on the
-        caller's own arrays."""
-        import cv2
-        rgb = cv2.cvtColor(self.i420, cv2.COLOR_YUV2RGB_I420)
-        if width is not None and width != self.width:
-            height = max(2, round(self.height * width / self.width) // 2 * 2)
-            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-        return rgb
-
-
-@dataclass(frozen=True)
-class Packet:
-    """A compressed packet of the video stream, kept for clips."""
-
-    data: bytes
-    pts: int | None
-    dts: int | None
-    key: bool
-    t: float  # seconds since the source started, like Frame.t
-    session: "Session"
-
-
-class Session:
-    """One opening of a source. Clip packets of one session share its stream parameters."""
-
-    template: Any = None  # the PyAV input stream (None for raw sources)
-    time_base: Fraction | None = None
-    width = height = 0
-    fps = 25.0
-
-    def read(self) -> Iterator[Packet | Frame]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 def _is_device(source: str) -> bool:
@@ -219,54 +123,9 @@ class V4L2Session(Session):
         self.cap.release()
 
 
-CLOCK_BITS = 48
-
-
-class ClockSession(Session):
-    """``clock://WIDTHxHEIGHT@FPS``: a live test camera for latency measurements. Each frame is a
-    textured picture with the wall-clock time of its capture in milliseconds drawn along its top
-    edge as 48 black/white blocks (most significant bit first), so a viewer can read back when
-    the frame was taken."""
-
-    def __init__(self, source: str, offset: float, first_index: int):
-        import re
-        m = re.fullmatch(r"clock://(\d+)x(\d+)(?:@(\d+(?:\.\d+)?))?", source)
-        if not m:
-            raise SourceError(f"{source}: expected clock://WIDTHxHEIGHT@FPS")
-        self.width, self.height = int(m.group(1)) // 2 * 2, int(m.group(2)) // 2 * 2
-        self.fps = float(m.group(3) or 25)
-        yy, xx = np.mgrid[0:self.height, 0:self.width]
-        luma = 110 + 40 * np.sin(xx / 23.0) * np.cos(yy / 17.0)
-        self.base = np.full((self.height * 3 // 2, self.width), 128, np.uint8)
-        self.base[:self.height] = luma.astype(np.uint8)
-        self.block = self.width // CLOCK_BITS
-        self.offset, self.index = offset, first_index
-
-    def read(self) -> Iterator[Packet | Frame]:
-        import av
-        start = time.monotonic()
-        n = 0
-        while True:
-            due = start + n / self.fps
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            now = time.time()
-            img = self.base.copy()
-            stamp = int(now * 1000)
-            w = self.width
-            for bit in range(CLOCK_BITS):  # block i spans [i*w/48, (i+1)*w/48): any scaling keeps it
-                on = (stamp >> (CLOCK_BITS - 1 - bit)) & 1
-                img[0:self.block, bit * w // CLOCK_BITS:(bit + 1) * w // CLOCK_BITS] = 235 if on else 16
-            vf = av.VideoFrame.from_ndarray(img, format="yuv420p")
-            yield Frame(self.index, self.offset + n / self.fps, now, self.width, self.height, img[:self.height],
-                        _av=vf)
-            self.index += 1
-            n += 1
-
-
 def open_session(source: str, offset: float = 0.0, first_index: int = 0) -> Session:
-    if source.startswith("clock://"):
+    if source.startswith("clock://"):  # a test camera (latency benches)
+        from .clocksource import ClockSession
         return ClockSession(source, offset, first_index)
     if _is_device(source):
         return V4L2Session(source, offset, first_index)

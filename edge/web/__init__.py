@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # the LAN page reads these components; it does not build them
     from ..camera.vision import Vision
     from ..pillar.alarm import Pillar
     from ..sync import FpsMeters, SyncEngine
-    from .live import LiveServer, MjpegSource
+    from .encoder import MjpegSource
+    from .live import LiveServer
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ class LanPage:
     def __init__(self, ctx: WebContext):
         from common.webserver import WebServer
 
-        from .live import MjpegSource, make_live_server
+        from .encoder import MjpegSource
+        from .live import make_live_server
         self.ctx = ctx
         w = ctx.web
         self._owns_live = False

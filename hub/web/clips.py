@@ -44,16 +44,16 @@ def _clip_json(row: dict | None) -> dict:
             "requested_by": row["requested_by"], "completed_at": iso(row["completed_at"]), "error": row["error"]}
 
 
-def _visible_event(event_id: str) -> dict:
+def _visible_event(event_id: str) -> str:
     """The event's device if it lies in the caller's area; 404 otherwise (as if it did not exist)."""
     if not EVENT_ID_RE.fullmatch(event_id):
         raise ApiError(404, "not_found", f"no event {event_id[:40]!r}")
-    owner = clips.device_of_event(engine(), event_id)
-    if owner is None or not registry.list_devices(
+    device_id = clips.device_of_event(engine(), event_id)
+    if device_id is None or not registry.list_devices(
             engine(), offline_after_s=current_app.extensions["xl"]["offline_after_s"],
-            prefix=user_prefix(g.user), device_id=owner["device_id"]):
+            prefix=user_prefix(g.user), device_id=device_id):
         raise ApiError(404, "not_found", f"no event {event_id} in your area")
-    return owner
+    return device_id
 
 
 @clips_api.post("/events/<event_id>/clip")
