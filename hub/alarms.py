@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.explained import N_
 from protocols.messages import Event
 
 from . import commands, dispatch
@@ -45,7 +46,7 @@ def open_alarm_ticket(conn: sa.Connection, device_id: str, event_id: str, now: f
     """The one way an alarm opens its ticket: urgent, routed at once, the five parties notified
     (the village monitor's LAN page has it already: the device showed it when it was pressed)."""
     ticket_id = dispatch.open_ticket(conn, category="alarm", severity="urgent", source="alarm",
-                                     title="报警柱求助 / panic button", device_id=device_id, event_id=event_id, now=now)
+                                     title="panic button", device_id=device_id, event_id=event_id, now=now)
     if ticket_id is not None:
         conn.execute(notifications.insert().values(ticket_id=ticket_id, target="village_monitor", scope_code=None,
                                                    reason="urgent", created_at=now, delivered_at=now))
@@ -93,12 +94,12 @@ def act(engine: sa.Engine, ticket_id: int, action: str, user: dict[str, Any], *,
         row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id).where(ticket_filter(scope))
                            ).mappings().first()
     if row is None:
-        raise NotFound(f"no ticket {ticket_id}")
+        raise NotFound(N_("no ticket %(ticket)s"), ticket=ticket_id)
     ticket = dict(row)
     if action not in dispatch.ACTIONS:
-        raise NotFound(f"no action {action[:40]!r}")
+        raise NotFound(N_("unknown action %(action)s"), action=action[:40])
     if not allowed(user["role"], ticket, action):
-        raise Forbidden(f"a {user['role']} may not {action} this ticket")
+        raise Forbidden(N_("a %(role)s may not %(action)s this ticket"), role=user["role"], action=action)
     if not dispatch.is_alarm_ticket(ticket):
         return dispatch.act(engine, ticket_id, action, user["username"], reason=reason, grid_code=grid_code,
                             merged_into=merged_into, now=now, scope=scope)
@@ -116,7 +117,8 @@ def accept(engine: sa.Engine, alarm_id: str, user: dict[str, Any], *, scope: str
         known = row is not None or conn.execute(sa.select(events.c.id).where(events.c.id == alarm_id)
                                                 .where(events.c.type == "alarm")).first() is not None
     if row is None:
-        raise NotFound(f"no alarm {alarm_id}" if not known else f"no ticket for alarm {alarm_id} in your area")
+        raise NotFound(N_("no alarm %(alarm)s") if not known else N_("no ticket for alarm %(alarm)s in your area"),
+                       alarm=alarm_id)
     return act(engine, row.id, "accept", user, scope=scope, now=now)
 
 
@@ -136,7 +138,7 @@ def lan_acknowledged(conn: sa.Connection, ev: Event, now: float) -> bool:
         return False
     who = (by if isinstance(by, str) else "?")[:40]
     dispatch.transition_row(conn, t.id, f"{who}@LAN", "lan_ack", t.state, t.state, t.level,
-                             "村值守员在报警柱页面确认 / acknowledged on the pillar's LAN page", ev.ts)
+                             "pillar LAN page", ev.ts)
     conn.execute(notifications.update().where(notifications.c.ticket_id == t.id)
                  .where(notifications.c.target == "village_monitor").where(notifications.c.acked_at.is_(None))
                  .values(acked_at=ev.ts, acked_by=who))

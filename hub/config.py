@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -177,7 +178,19 @@ class HubConfig(BaseModel):
     live: LiveSection = Field(default_factory=LiveSection, description="Live video from devices through the TURN "
                                                                       "relay (视频巡查)")
     media: MediaSection = Field(default_factory=MediaSection, description="Event clips uploaded by devices")
+    timezone: str = Field("Asia/Shanghai", description="Time zone of the times on pages and CSV files (an IANA "
+                                                      "name); the API gives ISO 8601 with the offset",
+                          min_length=1, max_length=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+        return value
 
     _base_dir: Path = PrivateAttr(default=Path("."))
 
@@ -200,3 +213,19 @@ def parse_config(text: str, filename: str) -> HubConfig:
 
 def load_config(path: str | Path) -> HubConfig:
     return parse_config(read_config_text(path), str(path))
+
+
+def missing_files(cfg: HubConfig, filename: str) -> None:
+    """Raise ``ConfigError`` (file:line of each key) for files the config names that must exist
+    before the hub starts: the broker password and CA, the webhooks' keys. (The web session key
+    and the TURN secret are made at first start.)"""
+    files = []
+    if cfg.broker is not None:
+        files.append((("broker", "password_file"), cfg.resolve(cfg.broker.password_file)))
+        if cfg.broker.ca_file:
+            files.append((("broker", "ca_file"), cfg.resolve(cfg.broker.ca_file)))
+    for i, hook in enumerate(cfg.notify.webhooks):
+        files.append((("notify", "webhooks", i, "secret_file"), cfg.resolve(hook.secret_file)))
+    issues = configdoc.file_issues(read_config_text(filename), filename, files)
+    if issues:
+        raise configdoc.ConfigError(issues)

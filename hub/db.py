@@ -120,6 +120,8 @@ def migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    from . import ticketstats  # figures computed from the data, once (revision 0012 made their tables)
+    ticketstats.ensure_built(engine)
 
 
 def insert_ignore(table: sa.Table, dialect: str):

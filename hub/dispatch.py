@@ -17,16 +17,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.explained import N_, Explained
+
+from . import ticketstats
 from .access import ticket_filter
 from .areas import AreaCode
 from .schema import devices, grids, notifications, sla_rules, ticket_photos, ticket_transitions, tickets
 from .worktime import Calendar
 
-STATES = {
-    "reported": "上报", "dispatched": "已分拨", "accepted": "已受理", "handling": "处置中",
-    "resolved": "处置完毕", "verified": "核查通过", "returned": "核查退回", "archived": "归档",
-    "merged": "合并", "void": "作废",
-}
+#: a ticket's states (labels in the hub's catalogue, hub.web.i18n)
+STATES = ("reported", "dispatched", "accepted", "handling", "resolved", "verified", "returned", "archived", "merged",
+          "void")
+#: categories of tickets (labels in the catalogue); SLA rules, ticket rules and reports name one
+CATEGORIES = ("alarm", "night_intrusion", "security", "fire", "road", "dispute", "safety", "environment",
+              "maintenance", "other")
 OPEN_STATES = ("reported", "dispatched", "accepted", "handling", "resolved", "returned")
 LEVELS = ("village", "town", "county")
 
@@ -49,7 +53,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 
 
-class DispatchError(Exception):
+class DispatchError(Explained):
     """A ticket change that is not allowed."""
 
 
@@ -88,9 +92,9 @@ def _sla(conn: sa.Connection, category: str, severity: str, level: str) -> Sla:
 def set_sla(engine: sa.Engine, category: str, severity: str, level: str, accept_min: float, resolve_min: float,
             working_time: bool = True) -> None:
     if severity not in ("normal", "urgent") or level not in LEVELS:
-        raise DispatchError("severity: normal or urgent; level: village, town or county")
+        raise DispatchError(N_("severity: normal or urgent; level: village, town or county"))
     if not 0 < accept_min <= resolve_min:
-        raise DispatchError("need 0 < accept minutes <= resolve minutes")
+        raise DispatchError(N_("need 0 < accept minutes <= resolve minutes"))
     with engine.begin() as conn:
         conn.execute(sla_rules.delete().where(sla_rules.c.category == category)
                      .where(sla_rules.c.severity == severity).where(sla_rules.c.level == level))
@@ -153,11 +157,11 @@ def open_ticket(conn: sa.Connection, *, category: str, title: str, source: str, 
     village = village_of(conn, grid_code)
     cal = calendar or Calendar.load(conn)
     accept_due, resolve_due = _dues(cal, _sla(conn, category, severity, "village"), now)
-    ticket_id = conn.execute(tickets.insert().values(
-        category=category, severity=severity, state="dispatched", level="village", title=title,
-        description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
-        village_code=village, created_at=now, accept_due=accept_due, resolve_due=resolve_due,
-    )).inserted_primary_key[0]
+    row = dict(category=category, severity=severity, state="dispatched", level="village", title=title,
+               description=description, source=source, event_id=event_id, device_id=device_id, grid_code=grid_code,
+               village_code=village, created_at=now, accept_due=accept_due, resolve_due=resolve_due)
+    ticket_id = conn.execute(tickets.insert().values(**row)).inserted_primary_key[0]
+    ticketstats.apply(conn, None, row)
     transition_row(conn, ticket_id, actor, "report", "reported", "reported", "village", None, now)
     transition_row(conn, ticket_id, "system", "dispatch", "reported", "dispatched", "village",
                     f"grid {grid_code}" if grid_code else "no grid", now)
@@ -199,20 +203,20 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
     runs in the same transaction once the change is made; an alarm's ticket changes only with
     the effects of ``hub.alarms`` (its commands to the pillar), so only through that module."""
     if action not in ACTIONS:
-        raise DispatchError(f"unknown action {action!r}")
+        raise DispatchError(N_("unknown action %(action)s"), action=action[:40])
     sources, target = ACTIONS[action]
     now = time.time() if now is None else now
     with engine.begin() as conn:
         row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
         if row is None:
-            raise DispatchError(f"no ticket {ticket_id}")
+            raise DispatchError(N_("no ticket %(ticket)s"), ticket=ticket_id)
         state = row["state"]
         if is_alarm_ticket(row) and effects is None:
-            raise DispatchError(f"ticket {ticket_id} is an alarm's: it changes through hub.alarms")
+            raise DispatchError(N_("ticket %(ticket)s is an alarm's: it changes through hub.alarms"), ticket=ticket_id)
         if state not in sources:
-            raise DispatchError(f"cannot {action} a ticket that is {state} ({STATES[state]})")
+            raise DispatchError(N_("cannot %(action)s a ticket that is %(state)s"), action=action, state=state)
         if action in ("send_back", "reject", "void", "transfer", "progress") and not reason:
-            raise DispatchError(f"{action} needs a reason")
+            raise DispatchError(N_("%(action)s needs a reason"), action=action)
         values: dict[str, Any] = {}
         new_state = target or state
         if target:
@@ -229,20 +233,21 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
             values["supervise_count"] = row["supervise_count"] + 1
         if action == "merge":
             if merged_into is None or merged_into == ticket_id:
-                raise DispatchError("merge needs another ticket to merge into")
+                raise DispatchError(N_("merge needs another ticket to merge into"))
             target = conn.execute(sa.select(tickets.c.state).where(tickets.c.id == merged_into)
                                   .where(ticket_filter(scope))).scalar()
             if target is None:
-                raise DispatchError(f"no ticket {merged_into} in your area to merge into")
+                raise DispatchError(N_("no ticket %(ticket)s in your area to merge into"), ticket=merged_into)
             if target not in OPEN_STATES:
-                raise DispatchError(f"ticket {merged_into} is {target} ({STATES[target]}); merge into an open one")
+                raise DispatchError(N_("ticket %(ticket)s is %(state)s; merge into an open one"), ticket=merged_into,
+                                    state=target)
             values["merged_into"] = merged_into
         if action == "transfer":
             if grid_code is None:
-                raise DispatchError("transfer needs the grid to hand the ticket to")
+                raise DispatchError(N_("transfer needs the grid to hand the ticket to"))
             village = village_of(conn, grid_code)
             if village is None or (scope is not None and not grid_code.startswith(scope)):
-                raise DispatchError(f"no grid {grid_code} in your area")
+                raise DispatchError(N_("no grid %(grid)s in your area"), grid=grid_code[:40])
             cal = calendar or Calendar.load(conn)
             accept_due, resolve_due = _dues(cal, _sla(conn, row["category"], row["severity"], row["level"]), now)
             values.update(grid_code=grid_code, village_code=village, assignee=None, accepted_at=None,
@@ -254,7 +259,8 @@ def act(engine: sa.Engine, ticket_id: int, action: str, actor: str, *, reason: s
                               .where(tickets.c.urge_count == row["urge_count"])
                               .where(tickets.c.supervise_count == row["supervise_count"]).values(**values))
         if result.rowcount != 1:
-            raise Conflict(f"ticket {ticket_id} was changed by someone else; reload it")
+            raise Conflict(N_("ticket %(ticket)s was changed by someone else; reload it"), ticket=ticket_id)
+        ticketstats.apply(conn, dict(row), {**row, **values})
         transition_row(conn, ticket_id, actor, action, state, new_state, row["level"], reason, now)
         if action == "transfer":
             _notify(conn, ticket_id, "grid_workers", grid_code, "transferred", now)
@@ -308,7 +314,7 @@ def open_offline_tickets(engine: sa.Engine, *, silent_after_s: float, now: float
                               .where(devices.c.id.not_in(open_maintenance))).all()
     made = []
     for device_id, name in silent:
-        ticket_id = create_ticket(engine, category="maintenance", title=f"设备离线 / device offline: {name or device_id}",
+        ticket_id = create_ticket(engine, category="maintenance", title=f"device offline: {name or device_id}",
                                   source="offline", device_id=device_id, now=now, calendar=calendar)
         if ticket_id is not None:
             made.append(ticket_id)
@@ -322,7 +328,7 @@ def add_photo(engine: sa.Engine, ticket_id: int, actor: str, jpeg: bytes, purpos
     """Attach a JPEG (report, progress or resolution photo); returns its id."""
     import hashlib
     if not jpeg.startswith(b"\xff\xd8\xff") or len(jpeg) > MAX_PHOTO_BYTES:
-        raise DispatchError(f"a photo must be a JPEG of at most {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+        raise DispatchError(N_("a photo must be a JPEG of at most %(mb)s MB"), mb=MAX_PHOTO_BYTES // (1024 * 1024))
     with engine.begin() as conn:
         return int(conn.execute(ticket_photos.insert().values(
             ticket_id=ticket_id, actor=actor, purpose=purpose, sha256=hashlib.sha256(jpeg).hexdigest(), jpeg=jpeg,

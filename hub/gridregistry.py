@@ -26,7 +26,9 @@ AREA_LEVELS = {"county": "town", "town": "village"}  # parent level -> child lev
 ROLES = {"grid_leader": "网格长", "grid_worker_full": "专职网格员", "grid_worker_part": "兼职网格员",
          "grid_instructor": "网格指导员", "police": "民警", "village_operator": "村级操作员",
          "town_operator": "镇街操作员", "county_operator": "区县操作员"}
-GRID_KINDS = ("综合", "专属")
+GRID_KINDS = ("general", "special")
+#: the words on paper forms, taken on import as the kinds they name (综合网格 / 专属网格)
+GRID_KIND_WORDS = {"综合": "general", "专属": "special"}
 DEVICE_KINDS = ("camera-box", "alarm-pillar")
 
 
@@ -105,13 +107,15 @@ def _plan(conn: sa.Connection, text: str) -> _Plan:
                     raise ValueError("grid code must be 13-19 digits starting with its village's code")
                 if known_areas.get(village) != "village":
                     raise ValueError(f"parent_code {village!r} is not a known village")
-                if row.get("kind", "") not in GRID_KINDS:
-                    raise ValueError(f"kind of a grid must be one of {', '.join(GRID_KINDS)}")
+                grid_kind = GRID_KIND_WORDS.get(row.get("kind", ""), row.get("kind", ""))
+                if grid_kind not in GRID_KINDS:
+                    raise ValueError(f"kind of a grid must be one of {', '.join(GRID_KINDS)} "
+                                     f"({', '.join(GRID_KIND_WORDS)})")
                 boundary = json.loads(row["boundary"]) if row.get("boundary") else None
                 if boundary is not None and boundary.get("type") != "Polygon":
                     raise ValueError("boundary must be a GeoJSON Polygon")
                 known_grids.add(code)
-                plan.grids.append({"code": code, "name": row["name"], "village_code": village, "kind": row["kind"],
+                plan.grids.append({"code": code, "name": row["name"], "village_code": village, "kind": grid_kind,
                                    "households": _int(row.get("households", ""), "households"),
                                    "population": _int(row.get("population", ""), "population"), "boundary": boundary})
             elif kind == "person":

@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.explained import N_, Explained
+
 from .areas import AreaCode
 from .db import insert_ignore
 from .schema import devices, notifications, tickets, webhook_deliveries
@@ -86,7 +88,7 @@ def shown_on_console(engine: sa.Engine, ticket_ids: list[int], user_scope: str |
                             .where(notifications.c.delivered_at.is_(None)).values(delivered_at=now)).rowcount
 
 
-class NotYours(Exception):
+class NotYours(Explained):
     """The notification is not of the user's area (or does not exist on that ticket)."""
 
 
@@ -103,7 +105,8 @@ def acknowledge(engine: sa.Engine, notification_id: int, ticket_id: int, user: s
                            .where(notifications.c.ticket_id == ticket_id)).first()
         area = row and (row.scope_code or row.grid_code or row.village_code or "")
         if row is None or (prefix is not None and not area.startswith(prefix)):
-            raise NotYours(f"no notification {notification_id} of your area on ticket {ticket_id}")
+            raise NotYours(N_("no notification %(notification)s of your area on ticket %(ticket)s"),
+                           notification=notification_id, ticket=ticket_id)
         return conn.execute(notifications.update().where(notifications.c.id == notification_id)
                             .where(notifications.c.acked_at.is_(None))
                             .values(acked_at=now, acked_by=user)).rowcount == 1

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from .access import ticket_filter
 from .dispatch import OPEN_STATES
-from .schema import (areas, devices, grids, notifications, people, person_roles, ticket_photos, ticket_transitions,
+from .schema import (areas, device_status_log, devices, grids, notifications, people, person_roles, ticket_photos, ticket_transitions,
                      tickets, webhook_deliveries)
 
 Row = dict[str, Any]
@@ -24,11 +24,30 @@ def ticket(engine: sa.Engine, prefix: str | None, ticket_id: int) -> Row | None:
     return dict(row) if row else None
 
 
+def next_due(t) -> tuple[str | None, float | None]:
+    """The SLA clock a ticket runs against now: ("accept", when) while it waits to be taken,
+    ("resolve", when) while it is worked on, (None, None) once resolved or closed."""
+    if t["state"] in ("reported", "dispatched"):
+        return "accept", t["accept_due"]
+    if t["state"] in ("accepted", "handling", "returned"):
+        return "resolve", t["resolve_due"]
+    return None, None
+
+
 def tickets_page(engine: sa.Engine, prefix: str | None, *, filters: dict[str, str | None] | None = None,
-                 mine: str | None = None, before_id: int | None = None, limit: int = 50) -> list[Row]:
-    """Newest first; ``filters`` on state, level, category, severity, grid_code; ``mine`` (a user
-    name) keeps that user's tickets and those waiting to be taken."""
-    query = sa.select(tickets).where(ticket_filter(prefix)).order_by(tickets.c.id.desc())
+                 mine: str | None = None, before_id: int | None = None, limit: int = 50,
+                 order: str = "new") -> list[Row]:
+    """Newest first (``order="due"``: least SLA time left first, closed ones last); ``filters`` on
+    state, level, category, severity, grid_code; ``mine`` (a user name) keeps that user's
+    tickets and those waiting to be taken."""
+    t = tickets.c
+    if order == "due":
+        due = sa.case((t.state.in_(("reported", "dispatched")), t.accept_due),
+                      (t.state.in_(("accepted", "handling", "returned")), t.resolve_due), else_=None)
+        ordering = (due.is_(None), due, t.id.desc())
+    else:
+        ordering = (t.id.desc(),)
+    query = sa.select(tickets).where(ticket_filter(prefix)).order_by(*ordering)
     for name, value in (filters or {}).items():
         if value:
             query = query.where(tickets.c[name] == value)
@@ -132,3 +151,29 @@ def registry_view(engine: sa.Engine, prefix: str | None, contains) -> tuple[list
             .join(person_roles, person_roles.c.person_id == people.c.id).order_by(person_roles.c.scope_code))
             .mappings() if prefix is None or r["scope_code"].startswith(prefix)]
     return area_rows, grid_rows, people_rows
+
+
+def status_history(engine: sa.Engine, device_id: str, limit: int = 20) -> list[Row]:
+    """The device's latest online/offline changes, newest first."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(device_status_log).where(device_status_log.c.device_id == device_id)
+                                              .order_by(device_status_log.c.id.desc()).limit(limit)).mappings()]
+
+
+def open_alarm_by_device(engine: sa.Engine, prefix: str | None) -> dict[str, int]:
+    """device id -> its newest open urgent ticket (the map's alarm marks)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(tickets.c.device_id, sa.func.max(tickets.c.id))
+                            .where(ticket_filter(prefix)).where(tickets.c.severity == "urgent")
+                            .where(tickets.c.state.in_(OPEN_STATES)).where(tickets.c.device_id.is_not(None))
+                            .group_by(tickets.c.device_id)).all()
+    return {d: int(i) for d, i in rows}
+
+
+def grids_with_boundary(engine: sa.Engine, codes: list[str | None]) -> list[Row]:
+    """These grids with their boundaries (a ticket's small map)."""
+    wanted = [c for c in codes if c]
+    if not wanted:
+        return []
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(grids).where(grids.c.code.in_(wanted))).mappings()]

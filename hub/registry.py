@@ -12,7 +12,7 @@ from protocols.ids import check_device_id
 from protocols.messages import Status
 
 from .db import insert_ignore
-from .schema import devices, meta
+from .schema import device_status_log, devices, meta
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,9 @@ def set_status(conn: sa.Connection, device_id: str, status: Status, *, live: boo
                                    device_id, key, theirs[:40], ours)
     if live:
         values["last_seen"] = time.time()
+        previous = conn.execute(sa.select(devices.c.status).where(devices.c.id == device_id)).scalar()
+        if previous != status.state:
+            conn.execute(device_status_log.insert().values(device_id=device_id, status=status.state, at=status.ts))
     conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
 
 

@@ -141,6 +141,7 @@ tickets = sa.Table(
     sa.Column("supervise_count", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_tickets_state_level", "state", "level"),
     sa.Index("ix_tickets_grid", "grid_code"),
+    sa.Index("ix_tickets_open_due", "state", "resolve_due"),  # revision 0012
     # the statistics page reads per-grid sums and durations from this index alone (0005)
     sa.Index("ix_tickets_stats", "grid_code", "village_code", "state", "created_at", "accepted_at",
              "resolved_at", "resolve_due"),
@@ -272,4 +273,41 @@ clips = sa.Table(  # revision 0011: event clips uploaded by devices (asked for, 
     sa.Column("path", sa.String(200)),
     sa.Column("error", sa.String(200)),
     sa.Index("ix_clips_state", "state", "completed_at"),
+)
+
+device_status_log = sa.Table(  # revision 0012: a device's online/offline changes (the device page's history)
+    "device_status_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_device_status_log_device", "device_id", "id"),
+)
+
+ticket_stats = sa.Table(  # revision 0012: the statistics page's sums per grid, kept by hub.ticketstats
+    "ticket_stats", metadata,
+    sa.Column("grid_key", sa.String(19), primary_key=True),
+    sa.Column("village_code", sa.String(12)),
+    sa.Column("tickets", sa.Integer, nullable=False),
+    sa.Column("handled", sa.Integer, nullable=False),
+    sa.Column("resolved", sa.Integer, nullable=False),
+    sa.Column("on_time", sa.Integer, nullable=False),
+    sa.Column("median_accept", sa.Float),
+    sa.Column("median_resolve", sa.Float),
+)
+
+ticket_durations = sa.Table(  # revision 0012: minutes to accept / resolve per grid, a histogram
+    "ticket_durations", metadata,
+    sa.Column("grid_key", sa.String(19), primary_key=True),
+    sa.Column("clock", sa.String(8), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+)
+
+area_durations = sa.Table(  # revision 0012: minutes to accept / resolve per town and county ("*"), 1% buckets
+    "area_durations", metadata,
+    sa.Column("area_key", sa.String(12), primary_key=True),
+    sa.Column("clock", sa.String(8), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
 )

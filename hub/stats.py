@@ -15,28 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import ticketstats
 from .access import ticket_filter
-from .areas import AreaCode
-from .schema import areas, grids, tickets
+from .areas import AreaCode, prefix_filter
+from .dispatch import OPEN_STATES
+from .schema import area_durations, areas, grids, ticket_durations, ticket_stats, tickets
 
-HANDLED = ("resolved", "verified", "archived")
-NOT_COUNTED = ("void", "merged")
-FORMULAS = {
-    "handled_rate": "处置到位率 = (处置完毕 + 核查通过 + 归档) ÷ (全部 − 作废 − 合并) / handled ÷ (all − void − merged)",
-    "on_time_rate": "按时处置率 = 按时处置 ÷ (已处置 + 超时未处置) / resolved in time ÷ (resolved + open overdue)",
-    "median_accept_min": "受理用时中位数 (分钟) / median minutes from report to accept",
-    "median_resolve_min": "处置用时中位数 (分钟) / median minutes from report to resolve",
-}
-
-
-_SUMS = ("tickets", "handled", "resolved", "on_time", "open_overdue")
-
-
-def _median_sorted(values: list[float]) -> float | None:
-    n = len(values)
-    if not n:
-        return None
-    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+HANDLED = ticketstats.HANDLED
+NOT_COUNTED = ticketstats.NOT_COUNTED
+_SUMS = (*ticketstats.SUMS, "open_overdue")
 
 
 def _rates(sums: dict[str, int], medians: tuple[float | None, float | None] | None) -> dict[str, Any]:
@@ -51,114 +38,81 @@ def _rates(sums: dict[str, int], medians: tuple[float | None, float | None] | No
     }
 
 
-def _merge_by_grid(rows) -> list[dict[str, Any]]:
-    """One row per grid key (a ticket without a grid counts under its village)."""
-    merged: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        key = r["grid_code"] or r["village"] or ""
-        row = merged.setdefault(key, {"grid": key, "village": r["village"], **dict.fromkeys(_SUMS, 0)})
-        row["village"] = row["village"] or r["village"]
-        for k in _SUMS:
-            row[k] += int(r[k])
-    return list(merged.values())
-
-
 def compute(engine: sa.Engine, prefix: str | None = None, now: float | None = None) -> dict[str, Any]:
-    """Figures for the whole scope, per town and per grid: counts summed by the database per
-    grid and rolled up here; medians by the database on PostgreSQL, here on SQLite (which has
-    no percentile function)."""
+    """Figures for the whole scope, per town and per grid, from what each ticket change keeps
+    current (hub.ticketstats): per-grid sums and medians, per-town and county histograms. Only
+    "open and overdue" depends on the time of asking; it is counted from the open tickets (an
+    index on state and resolve deadline)."""
     now = time.time() if now is None else now
-    t = tickets.c
-    counted = t.state.not_in(NOT_COUNTED)
-    one = sa.literal(1)
-
-    def count_if(cond):
-        return sa.func.coalesce(sa.func.sum(sa.case((cond, one), else_=0)), 0)
-    sums_q = sa.select(
-        t.grid_code.label("grid_code"), t.village_code.label("village"),
-        count_if(counted).label("tickets"),
-        count_if(t.state.in_(HANDLED)).label("handled"),
-        count_if(sa.and_(counted, t.resolved_at.is_not(None))).label("resolved"),
-        count_if(sa.and_(counted, t.resolved_at.is_not(None),
-                         sa.or_(t.resolve_due.is_(None), t.resolved_at <= t.resolve_due))).label("on_time"),
-        count_if(sa.and_(counted, t.resolved_at.is_(None), t.state.not_in(HANDLED), t.resolve_due < now))
-        .label("open_overdue"),
-    ).where(ticket_filter(prefix)).group_by(t.grid_code, t.village_code)  # the index's order: no sort
+    t, st = tickets.c, ticket_stats.c
+    key = sa.func.coalesce(t.grid_code, t.village_code, "")
+    overdue_q = (sa.select(key.label("k"), sa.func.count().label("n"))
+                 .where(t.state.in_([x for x in OPEN_STATES if x not in HANDLED]))
+                 .where(t.resolve_due < now).where(t.resolved_at.is_(None)).where(ticket_filter(prefix))
+                 .group_by(key))
     with engine.connect() as conn:
-        per_grid = _merge_by_grid(conn.execute(sums_q).mappings())
-        if conn.dialect.name == "postgresql":
-            medians = _medians_in_sql(conn, prefix)
-        else:
-            medians = _medians_in_python(conn, prefix, per_grid)
+        per_grid = [dict(r) for r in conn.execute(sa.select(ticket_stats).where(prefix_filter(prefix, st.grid_key)))
+                    .mappings()]
+        overdue = {r.k: int(r.n) for r in conn.execute(overdue_q)}
+        area_hist = _area_histograms(conn, prefix)
         names = {r.code: r.name for r in conn.execute(sa.select(areas.c.code, areas.c.name))}
         names.update({r.code: r.name for r in conn.execute(sa.select(grids.c.code, grids.c.name))})
+    by_key = {r["grid_key"]: {"grid": r["grid_key"], "village": r["village_code"], "open_overdue": 0,
+                              "medians": (r["median_accept"], r["median_resolve"]),
+                              **{k: int(r[k]) for k in ticketstats.SUMS}} for r in per_grid}
+    for k, n in overdue.items():
+        row = by_key.setdefault(k, {"grid": k, "village": k[:12] or None, "medians": (None, None),
+                                    **dict.fromkeys(_SUMS, 0)})
+        row["open_overdue"] = n
     sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_SUMS, 0))
-    for row in per_grid:
-        for key in (row["grid"], "town:" + town(row["village"]), "*"):
-            for k in _SUMS:
-                sums[key][k] += int(row[k])
-    towns = sorted({town(row["village"]) for row in per_grid})
+    for row in by_key.values():
+        for k in (row["grid"], "town:" + town(row["village"]), "*"):
+            for name in _SUMS:
+                sums[k][name] += row[name]
+
+    def medians(k: str) -> tuple[float | None, float | None]:
+        return (ticketstats.median(area_hist.get((k, "accept"), {})),
+                ticketstats.median(area_hist.get((k, "resolve"), {})))
+    towns = sorted({town(row["village"]) for row in by_key.values()})
     return {
-        "total": _rates(sums["*"], medians.get("*")),
-        "towns": [{"code": c, "name": names.get(c, c), **_rates(sums["town:" + c], medians.get("town:" + c))}
+        "total": _rates(sums["*"], medians("*")),
+        "towns": [{"code": c, "name": names.get(c, c), **_rates(sums["town:" + c], medians("town:" + c))}
                   for c in towns],
         "grids": [{"code": row["grid"] or "—", "name": names.get(row["grid"], row["grid"]),
-                   **_rates(sums[row["grid"]], medians.get(row["grid"]))}
-                  for row in sorted(per_grid, key=lambda r: r["grid"])],
-        "formulas": FORMULAS,
+                   **_rates(sums[row["grid"]], row["medians"])}
+                  for row in sorted(by_key.values(), key=lambda r: r["grid"])],
     }
 
 
-Medians = dict[str, tuple[float | None, float | None]]  # key -> (accept, resolve) minutes
+def _area_histograms(conn: sa.Connection, prefix: str | None) -> dict[tuple[str, str], dict[int, int]]:
+    """{("town:<code>" or "*", clock): {minute: count}} for the scope: the per-town and county
+    histograms when the scope is the county or a town, else the scope's own grids' (a village
+    or a grid has few tickets)."""
+    out: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    if prefix is None or len(prefix) <= 9:
+        a = area_durations.c
+        query = sa.select(a.area_key, a.clock, a.minute, a.n).where(a.n > 0)
+        if prefix is not None:
+            query = query.where(a.area_key.startswith(prefix, autoescape=True))
+        for area, clock, minute, n in conn.execute(query):
+            if area == ticketstats.ALL:
+                if prefix is None:
+                    out[("*", clock)][minute] += n
+                continue
+            out[("town:" + (area or "—"), clock)][minute] += n
+            if prefix is not None:  # the scope's total: its towns together
+                out[("*", clock)][minute] += n
+        return out
+    h = ticket_durations.c
+    for grid, clock, minute, n in conn.execute(sa.select(h.grid_key, h.clock, h.minute, h.n)
+                                               .where(prefix_filter(prefix, h.grid_key)).where(h.n > 0)):
+        out[("town:" + town(grid[:12] or None), clock)][minute] += n
+        out[("*", clock)][minute] += n
+    return out
 
 
 def town(village: str | None) -> str:
     return AreaCode.parse(village).chain()["town"] if village else "—"
-
-
-def _durations(prefix: str | None):
-    """Minutes to accept and to resolve of counted tickets (a resolved ticket has always been
-    accepted: resolve needs handling, which needs acceptance)."""
-    t = tickets.c
-    grid_key = sa.func.coalesce(t.grid_code, t.village_code, "")  # no grid: counted under its village
-    return (grid_key, (t.accepted_at - t.created_at) / 60, (t.resolved_at - t.created_at) / 60,
-            sa.and_(ticket_filter(prefix), t.state.not_in(NOT_COUNTED), t.accepted_at.is_not(None)))
-
-
-def _medians_in_sql(conn: sa.Connection, prefix: str | None) -> Medians:
-    """PostgreSQL: percentile_cont per grid, per town and overall in one grouping-sets query."""
-    grid_key, accept, resolve, where = _durations(prefix)
-    t = tickets.c
-    town_key = sa.case((t.village_code.is_(None), "—"), else_=sa.func.substr(t.village_code, 1, 9) + "000")
-    q = sa.select(grid_key.label("g"), town_key.label("tw"), sa.func.grouping(grid_key).label("gg"),
-                  sa.func.grouping(town_key).label("gt"),
-                  sa.func.percentile_cont(0.5).within_group(accept).label("ma"),
-                  sa.func.percentile_cont(0.5).within_group(resolve).label("mr")) \
-        .where(where).group_by(sa.func.grouping_sets(sa.tuple_(grid_key), sa.tuple_(town_key), sa.tuple_()))
-    out: Medians = {}
-    for r in conn.execute(q).mappings():
-        key = r["g"] if not r["gg"] else ("town:" + r["tw"] if not r["gt"] else "*")
-        out[key] = (r["ma"], r["mr"])
-    return out
-
-
-def _medians_in_python(conn: sa.Connection, prefix: str | None, per_grid: list[dict[str, Any]]) -> Medians:
-    grid_key, accept, resolve, where = _durations(prefix)
-    acc: dict[str, list[float]] = defaultdict(list)
-    res: dict[str, list[float]] = defaultdict(list)
-    for grid, a, r in conn.execute(sa.select(grid_key, accept, resolve).where(where)):
-        acc[grid].append(a)
-        if r is not None:
-            res[grid].append(r)
-    grid_town = {row["grid"]: "town:" + town(row["village"]) for row in per_grid}
-    for lists in (acc, res):
-        for grid in list(lists):
-            lists[grid].sort()
-            lists[grid_town.get(grid, "town:—")].extend(lists[grid])
-            lists["*"].extend(lists[grid])
-        for key in [k for k in lists if k.startswith("town:") or k == "*"]:
-            lists[key].sort()  # concatenated sorted runs: timsort merges them in near-linear time
-    return {key: (_median_sorted(acc[key]), _median_sorted(res.get(key, []))) for key in acc}
 
 
 def counts_by_state(engine: sa.Engine, prefix: str | None = None) -> dict[str, int]:

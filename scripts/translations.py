@@ -1,5 +1,6 @@
-"""Keep the LAN page's message catalogues current: extract the strings, merge them into each
-language's .po (keeping translations), and compile the .mo files the page loads.
+"""Keep the message catalogues of both web apps current (the edge's LAN page, ``edge/web``, and
+the hub's console, ``hub``): extract the strings, merge them into each language's .po (keeping
+translations), and compile the .mo files the pages load.
 
 Usage: python scripts/translations.py [--check]   (--check: exit 1 if anything is out of date
 or untranslated, without writing)
@@ -12,22 +13,29 @@ import re
 import sys
 from pathlib import Path
 
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
-WEB = ROOT / "edge" / "web"
-TRANSLATIONS = WEB / "translations"
+#: (source folder, its translations folder)
+DOMAINS = ((ROOT / "edge" / "web", ROOT / "edge" / "web" / "translations"),
+           (ROOT / "hub", ROOT / "hub" / "translations"))
 LANGUAGES = ("zh",)  # English is the source language
+#: gettext, lazy_gettext as L_, and N_ (common.explained: a template translated where it is shown)
+KEYWORDS = {**DEFAULT_KEYWORDS, "L_": None, "lazy_gettext": None}
 
 
-def extract() -> Catalog:
+def extract(source: Path) -> Catalog:
     template = Catalog(project="xueliang", charset="utf-8")
-    method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
-    for filename, lineno, message, comments, context in extract_from_dir(str(WEB), method_map):
+    method_map = [("migrations/**", "ignore"), ("**.py", "python"), ("templates/**.html", "jinja2")]
+    for filename, lineno, message, comments, context in extract_from_dir(str(source), method_map, keywords=KEYWORDS):
         template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    if source.name == "hub":  # the domain's error templates (common.explained) are shown by the hub
+        for filename, lineno, message, comments, context in extract_from_dir(str(ROOT / "common"), [("**.py", "python")],
+                                                                             keywords={"N_": None}):
+            template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return template
 
 
@@ -51,13 +59,26 @@ def _same_mo(mo_path: Path, data: bytes) -> bool:
 
 def main() -> int:
     check = "--check" in sys.argv
-    template = extract()
+    stale = []
+    for source, translations in DOMAINS:
+        stale += _domain(source, translations, check)
+    for line in stale:
+        print(line, file=sys.stderr)
+    return 1 if check and stale else 0
+
+
+def _domain(source: Path, translations: Path, check: bool) -> list[str]:
+    template = extract(source)
     stale = []
     for lang in LANGUAGES:
-        folder = TRANSLATIONS / lang / "LC_MESSAGES"
+        folder = translations / lang / "LC_MESSAGES"
         po_path, mo_path = folder / "messages.po", folder / "messages.mo"
-        with open(po_path, "rb") as fh:
-            catalog = read_po(fh, locale=lang)
+        if po_path.exists():
+            with open(po_path, "rb") as fh:
+                catalog = read_po(fh, locale=lang)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            catalog = Catalog(locale=lang, project="xueliang", charset="utf-8")
         template.creation_date = catalog.creation_date  # dates in the header change only with content
         catalog.update(template, no_fuzzy_matching=True)
         missing = [m.id for m in catalog if m.id and not m.string]
@@ -66,14 +87,13 @@ def main() -> int:
         po, mo = io.BytesIO(), io.BytesIO()
         write_po(po, catalog, width=100, omit_header=False, no_location=True, ignore_obsolete=True)
         write_mo(mo, catalog)
-        if _po_text(po_path.read_bytes()) != _po_text(po.getvalue()) or not _same_mo(mo_path, mo.getvalue()):
+        current = po_path.read_bytes() if po_path.exists() else b""
+        if _po_text(current) != _po_text(po.getvalue()) or not _same_mo(mo_path, mo.getvalue()):
             stale.append(f"{po_path} or its .mo is out of date: run python scripts/translations.py")
             if not check:
                 po_path.write_bytes(po.getvalue())
                 mo_path.write_bytes(mo.getvalue())
-    for line in stale:
-        print(line, file=sys.stderr)
-    return 1 if check and stale else 0
+    return stale
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ def _get(hub: Hub, path: str, token: str, headers: dict | None = None) -> tuple[
     req = urllib.request.Request(f"{hub.base}{path}", headers={"Authorization": f"Bearer {token}", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read(), dict(resp.headers)
+            return resp.status, resp.read(), resp.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
+        return exc.code, exc.read(), exc.headers
 
 
 def _put_as_device(hub: Hub, dev: str, password: str, event_id: str, body: bytes, rng: str, sha: str):

@@ -135,7 +135,7 @@ def test_login_page_wrong_password_csrf_and_logout(client, engine):
     no_csrf = client.post("/login", data={"username": "admin", "password": PASSWORD})
     assert no_csrf.status_code == 400
     wrong = client.post("/login", data={"username": "admin", "password": "wrong password", "csrf_token": token})
-    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 401 and "用户名或密码错误" in wrong.get_data(as_text=True)
     ok = client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
     assert ok.status_code == 302
     assert "总览" in client.get("/").get_data(as_text=True)
@@ -351,7 +351,7 @@ def test_the_dashboard_shows_camera_thumbnails(client, engine):
     token = _csrf(client.get("/login").get_data(as_text=True))
     client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
     page = client.get("/").get_data(as_text=True)
-    assert f'src="data:image/jpeg;base64,{thumb}"' in page and "motion · gate" in page
+    assert f'src="data:image/jpeg;base64,{thumb}"' in page and "移动侦测 · gate" in page
     assert page.count('class="thumb"') == 1
 
 
@@ -434,7 +434,7 @@ def test_password_guessing_is_throttled_per_address_and_account_across_restarts(
     for _ in range(throttle.ADDRESS[0]):
         assert _login(client, "admin", "wrong password", "10.0.0.1").status_code == 401
     refused = _login(client, "admin", PASSWORD, "10.0.0.1")
-    assert refused.status_code == 429 and "Too many failed logins" in refused.get_data(as_text=True)
+    assert refused.status_code == 429 and "登录失败次数过多" in refused.get_data(as_text=True)
     assert _login(fresh_client(), "admin", PASSWORD, "10.0.0.1").status_code == 429  # survives a restart
     assert _login(fresh_client(), "admin", PASSWORD, "10.0.0.2").status_code == 302  # another address is fine
     # one account guessed from many addresses is held as well

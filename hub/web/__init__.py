@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify, render_template, request, session
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from common import csrf
 
 from .. import __version__
+from . import i18n
 from .api import api
 from .auth import pages
 from .console import console
@@ -31,8 +33,10 @@ HUB = Path(__file__).resolve().parent.parent
 
 def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 90.0,
                health: Callable[[], dict[str, Any]] | None = None,
-               commands_due: Callable[[], None] | None = None, live: Any = None, clips: Any = None) -> Flask:
-    """``commands_due``: tells the command sender that a change wrote commands (it also polls)."""
+               commands_due: Callable[[], None] | None = None, live: Any = None, clips: Any = None,
+               timezone: str = "Asia/Shanghai") -> Flask:
+    """``commands_due``: tells the command sender that a change wrote commands (it also polls);
+    ``timezone``: of the times on pages and CSV files."""
     if not secret_key or len(secret_key) < 32:
         raise ValueError("the web secret key must be at least 32 characters")
     app = Flask(__name__, root_path=str(HUB), template_folder="templates", static_folder="static")
@@ -43,6 +47,7 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
                             "commands_due": commands_due or (lambda: None),
                             "live": live,  # hub.live.LiveSessions (None: no live video in this app)
                             "clips": clips}  # hub.clips.ClipStore (None: no clip uploads in this app)
+    i18n.init_app(app, timezone)
     app.register_blueprint(api)
     app.register_blueprint(tickets_api)
     app.register_blueprint(pages)
@@ -63,7 +68,13 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     def _http_error(exc: HTTPException):
         if request.path.startswith("/api/") or request.path == "/healthz":
             return jsonify(error={"code": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
-        return exc
+        return _error_page(exc.code or 500)
+
+    @app.errorhandler(500)
+    def _server_error(exc):
+        if request.path.startswith("/api/"):
+            return jsonify(error={"code": "internal_server_error", "message": "the hub failed; see its log"}), 500
+        return _error_page(500)
 
     @app.get("/healthz")
     def healthz():
@@ -82,8 +93,20 @@ def create_app(engine: sa.Engine, *, secret_key: str, offline_after_s: float = 9
     return app
 
 
+def _error_page(code: int):
+    """An error page in the reader's language (never Flask's English one)."""
+    titles = {400: _("The request was not understood"), 403: _("You may not do this"),
+              404: _("No such page, or not in your area"), 405: _("Not allowed this way"),
+              413: _("Too large"), 429: _("Too many requests; wait a moment")}
+    title = titles.get(code, _("Something went wrong at the hub"))
+    text = _("Error %(code)s", code=code)
+    return render_template("error.html", title=title, text=text, user=session.get("user"),
+                           csrf_token=None), code
+
+
 def _csrf_refused(reason: str):
     """API calls on the page's session get the JSON error; pages a plain 400."""
     if request.path.startswith("/api/"):
         return jsonify(error={"code": "csrf", "message": f"X-CSRF-Token header missing or wrong: {reason}"}), 400
-    return f"CSRF token missing or wrong ({reason}); reload the page", 400
+    return render_template("error.html", title=_("This form has expired"), text=_("Reload the page and try again."),
+                           user=session.get("user"), csrf_token=None), 400

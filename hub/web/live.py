@@ -17,10 +17,11 @@ from protocols import ProtocolError
 from protocols.ids import DEVICE_ID_RE
 from protocols.live import QUALITIES, check_camera
 
-from .. import registry
+from .. import eventlog, readmodel, registry
 from ..access import may
 from ..live import PAGES, LiveError, own_session, sessions_list
-from .base import api_auth, csrf_token, engine, iso, login_required, user_prefix
+from .base import api_auth, csrf_token, engine, login_required, user_prefix
+from .i18n import local_time
 from .params import ApiError, arg_text, bad, body, field_id, field_text
 
 live_api = Blueprint("live_api", __name__, url_prefix="/api/v1")
@@ -156,8 +157,10 @@ def device_page(device_id: str):
         device = _device(device_id, session["user"])
     except ApiError:
         abort(404)
+    events = eventlog.query_events(engine(), device=device_id, limit=20)
     return render_template("device.html", d=device, cameras=cameras_of(device), user=session["user"],
-                           live_enabled=live_enabled(),
+                           live_enabled=live_enabled(), events=events,
+                           history=readmodel.status_history(engine(), device_id),
                            talk=may_talk(session["user"], device), csrf_token=csrf_token())
 
 
@@ -205,11 +208,12 @@ def views_csv():
     _admin()
     out = io.StringIO()
     w = csv.writer(out)
+    zone = current_app.extensions["xl"]["zone"].key
     w.writerow(["session", "user", "device", "camera", "page", "quality", "talk", "reason", "ticket",
-                "started", "ended", "duration_s", "outcome", "detail"])
+                f"started ({zone})", f"ended ({zone})", "duration_s", "outcome", "detail"])
     for r in _record_rows():
         w.writerow([r["id"], r["username"], r["device_id"], r["camera"], r["page"], r["quality"], int(r["talk"]),
-                    _cell(r["reason"] or ""), r["ticket_id"] or "", iso(r["started_at"]), iso(r["ended_at"]) or "",
+                    _cell(r["reason"] or ""), r["ticket_id"] or "", local_time(r["started_at"]), local_time(r["ended_at"]),
                     r["duration_s"], r["outcome"], _cell(r["detail"] or "")])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=view-sessions.csv"})

@@ -6,6 +6,8 @@ from typing import Any
 
 from protocols.ids import DEVICE_ID_RE, EVENT_ID_RE
 
+from ..dispatch import CATEGORIES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -117,7 +119,8 @@ def _document(version: str) -> dict[str, Any]:
                          "requestBody": {"content": {"application/json": {"schema": {
                              "type": "object", "required": ["title", "grid_code"],
                              "properties": {"title": {"type": "string"}, "grid_code": {"type": "string"},
-                                            "category": {"type": "string"}, "description": {"type": "string"}}}}}},
+                                            "category": {"type": "string", "enum": list(CATEGORIES)},
+                                            "description": {"type": "string"}}}}}},
                          "responses": {"201": {"description": "The new ticket, dispatched to its grid"},
                                        "400": err("Bad title or grid"), "403": err("Viewers cannot report")}}},
             "/api/v1/tickets/{ticket_id}": {"get": {

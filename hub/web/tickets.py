@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from .. import alarms, audit, dispatch, notify, readmodel
 from ..access import may
 from .base import api_auth, change_ticket, engine, iso, user_prefix
+from .i18n import in_chinese, label
 from .params import INT32_MAX, ApiError, arg_choice, arg_int, arg_text, bad, body, field_id, field_text
 
 tickets_api = Blueprint("tickets_api", __name__, url_prefix="/api/v1/tickets")
@@ -23,7 +24,7 @@ def _ticket_json(t: dict[str, Any]) -> dict[str, Any]:
     out = {k: t[k] for k in ("id", "category", "severity", "state", "level", "title", "description", "source",
                              "event_id", "device_id", "grid_code", "village_code", "assignee", "merged_into",
                              "urge_count", "supervise_count")}
-    out["state_zh"] = dispatch.STATES[t["state"]]
+    out["state_zh"] = in_chinese(label, "state", t["state"])
     for k in ("created_at", "accept_due", "resolve_due", "accepted_at", "resolved_at", "closed_at"):
         out[k] = iso(t[k])
     return out
@@ -91,7 +92,10 @@ def report():
     grid_code = field_text(data, "grid_code", max_len=19, required=True)
     if not readmodel.grid_in_area(engine(), _prefix(), grid_code):
         raise ApiError(400, "bad_request", "grid_code: a grid inside your area")
-    ticket_id = dispatch.create_ticket(engine(), category=field_text(data, "category", max_len=32) or "other",
+    category = field_text(data, "category", max_len=32) or "other"
+    if category not in dispatch.CATEGORIES:
+        raise bad(f"category must be one of {', '.join(dispatch.CATEGORIES)}")
+    ticket_id = dispatch.create_ticket(engine(), category=category,
                                        title=title, description=field_text(data, "description", max_len=4000),
                                        source="manual", grid_code=grid_code, actor=g.user["username"])
     _photo(ticket_id, "report")
@@ -157,11 +161,11 @@ def open311_requests():
     return jsonify([{
         "service_request_id": str(t["id"]),
         "status": "closed" if t["state"] in OPEN311_CLOSED else "open",
-        "status_notes": f"{dispatch.STATES[t['state']]} ({t['state']})",
+        "status_notes": f"{in_chinese(label, 'state', t['state'])} ({t['state']})",
         "service_name": t["category"], "service_code": t["category"],
         "description": t["description"] or t["title"],
         "requested_datetime": iso(t["created_at"]),
         "updated_datetime": iso(t["closed_at"] or t["resolved_at"] or t["accepted_at"] or t["created_at"]),
-        "agency_responsible": {"village": "村", "town": "镇街", "county": "区县"}[t["level"]],
+        "agency_responsible": in_chinese(label, "level", t["level"]),
         "address": t["address"], "lat": t["latitude"], "long": t["longitude"],
     } for t in rows])
