@@ -52,3 +52,65 @@ class WebServer:
 
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class AsgiServer:
+    """The hub's web server: uvicorn in its own thread with its own event loop. Requests to the
+    WSGI app run in a pool of ``threads`` (a2wsgi); long-lived page streams are asyncio tasks of
+    the ASGI app and hold no thread. ``stop()`` ends open streams and the loop in bounded time."""
+
+    def __init__(self, asgi_app, host: str, port: int, *, threads: int, key: str = "web.port", name: str = "web"):
+        import socket
+
+        import uvicorn
+
+        def listen() -> socket.socket:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                raise
+            sock.listen(2048)
+            sock.set_inheritable(True)
+            return sock
+        self._sock = bind(host, port, key, listen)
+        config = uvicorn.Config(asgi_app, log_level="warning", access_log=False, lifespan="off", http="httptools",
+                                loop="asyncio", timeout_graceful_shutdown=1, timeout_keep_alive=30,
+                                server_header=False)
+        self._server = uvicorn.Server(config)
+        self.threads = threads
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except Exception:
+            logger.exception("the web server stopped")
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self.stopping.set()
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(1.0)
+            if self._thread.is_alive():
+                logger.warning("the web server did not stop in %.0f s", timeout)
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()

@@ -8,8 +8,10 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from a2wsgi import WSGIMiddleware
+
 from common.lifecycle import Lifecycle, LifecycleError, Periodic
-from common.webserver import WebServer
+from common.webserver import AsgiServer
 
 from . import auth, dispatch, turn
 from .broker import Credentials, EmbeddedBroker
@@ -21,6 +23,7 @@ from .ingest import Ingest
 from .clips import SWEEP_EVERY_S, ClipStore
 from .live import LiveSessions
 from .web import create_app
+from .web.streams import Fanout, stream_app
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +124,11 @@ class Hub:
             self.engine, cfg.dispatch.offline_ticket_after_s))))
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
-                         commands_due=self.commands.wake, live=self.live, clips=self.clips)
-        self.web = WebServer(app, cfg.web.host, cfg.web.port, threads=cfg.web.threads, ident="xueliang-hub")
+                         commands_due=self.commands.wake, live=self.live, clips=self.clips, timezone=cfg.timezone)
+        self.streams = Fanout(app, self.engine, offline_after_s=cfg.ingest.offline_after_s)
+        components.append(("page-streams", self.streams))
+        asgi = stream_app(app, WSGIMiddleware(app, workers=cfg.web.threads), self.streams)
+        self.web = AsgiServer(asgi, cfg.web.host, cfg.web.port, threads=cfg.web.threads)
         components.append(("web", self.web))
         self.lifecycle = Lifecycle(components)
 
@@ -130,7 +136,7 @@ class Hub:
         return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters),
                 "urgent_lane": {"connected": self.urgent.connected, **self.urgent.counters},
                 "commands": dict(self.commands.counters), "notify": dict(self.notifier.counters),
-                "live": dict(self.live.counters)}
+                "live": dict(self.live.counters), "page_streams": dict(self.streams.counters)}
 
     def run(self) -> None:
         logger.info("hub starting: web http://%s:%d/", self.cfg.web.host, self.web.port)
