@@ -21,3 +21,14 @@ def read_config_text(path: str | Path) -> str:
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(str(path), 1, "", None,
                                        f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+
+
+def one_config(option: str | None, argument: str | None) -> str:
+    """The config file of a command that takes ``--config FILE`` (like every other command) and,
+    as before, a bare FILE: one of them, or the same file twice."""
+    import click
+    if option and argument and option != argument:
+        raise click.UsageError(f"two configs given: --config {option} and {argument}")
+    if not (option or argument):
+        raise click.UsageError("give the config: --config FILE")
+    return option or argument

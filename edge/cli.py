@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from common.configfile import one_config
 from protocols.configdoc import ConfigError
 
 from . import __version__
@@ -25,14 +26,19 @@ def main() -> None:
 
 
 @main.command("check-config")
-@click.argument("config_file", type=click.Path(dir_okay=False))
-def check_config(config_file: str) -> None:
-    """Check CONFIG_FILE; print file:line, key, value and message for each problem.
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Device config to check.")
+@click.argument("config_arg", required=False, type=click.Path(dir_okay=False), metavar="[CONFIG]")
+def check_config(config_file: str | None, config_arg: str | None) -> None:
+    """Check a device config (--config FILE) and the files it names; print file:line, key, value
+    and message for each problem.
 
     Exits 0 when the config is valid, 1 otherwise.
     """
+    from .config import missing_files
+    config_file = one_config(config_file, config_arg)
     try:
         cfg = load_config(config_file)
+        missing_files(cfg, config_file)
     except ConfigError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
@@ -156,15 +162,22 @@ def pillar_sim(link: str, script: str, repeat: float, interactive: bool) -> None
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the device.")
 @click.option("--target", type=click.Choice(["agent", "mcu"]), default="agent", show_default=True,
               help="agent: the edge agent's config on its console; mcu: a pillar MCU's parameters on its port.")
-@click.argument("config_file", type=click.Path(dir_okay=False, exists=True))
-def flash(port: str, baudrate: int, timeout: float, target: str, config_file: str) -> None:
-    """Check CONFIG_FILE, send it to the device on PORT, and verify it by reading it back.
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), help="The config to flash.")
+@click.argument("config_arg", required=False, type=click.Path(dir_okay=False, exists=True), metavar="[CONFIG]")
+def flash(port: str, baudrate: int, timeout: float, target: str, config_file: str | None,
+          config_arg: str | None) -> None:
+    """Check the config (--config FILE), send it to the device on PORT, and verify it by reading
+    it back.
 
     The config gets the same checks as check-config first; a config with an error is not sent.
     """
     from protocols.deviceconfig import parse_mcu_params
-    from .pillar.flash import FlashError, flash_config
+    from .pillar.flash import FlashError, flash_config, port_problem
     from .pillar.provision import TARGET_AGENT, TARGET_MCU
+    config_file = one_config(config_file, config_arg)
+    problem = port_problem(port)
+    if problem:
+        raise click.ClickException(problem)
     try:
         if target == "agent":
             load_config(config_file)

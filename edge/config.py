@@ -25,3 +25,16 @@ def mqtt_password(cfg: EdgeConfig) -> str:
     except OSError as exc:
         raise configdoc.ConfigError([configdoc.ConfigIssue(
             str(path), 1, "broker.password_file", str(path), f"cannot read the password file: {exc.strerror}")]) from None
+
+
+def missing_files(cfg: EdgeConfig, filename: str) -> None:
+    """Raise ``ConfigError`` (file:line of each key) for files the config names that must be
+    there before the agent starts: the MQTT password and the broker's CA."""
+    files = []
+    if cfg.broker.password_file:
+        files.append((("broker", "password_file"), cfg.resolve(cfg.broker.password_file)))
+    if cfg.broker.ca_file:
+        files.append((("broker", "ca_file"), cfg.resolve(cfg.broker.ca_file)))
+    issues = configdoc.file_issues(read_config_text(filename), filename, files)
+    if issues:
+        raise configdoc.ConfigError(issues)

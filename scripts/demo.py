@@ -59,6 +59,10 @@ def run(*args: str, stdin: str | None = None) -> str:
     return subprocess.run(args, input=stdin, text=True, check=True, capture_output=True).stdout.strip()
 
 
+#: media quotas of the demo (MB): three devices and the hub stay under 256 MB together
+DEMO_EDGE_MEDIA_MB, DEMO_HUB_MEDIA_MB = 64, 64
+
+
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
@@ -67,6 +71,7 @@ def main() -> int:
     hub_cfg = WORK / "hub.yaml"
     hub_cfg.write_text(f"database:\n  url: sqlite:///hub.db\nembedded_broker:\n  host: 127.0.0.1\n  port: {mqtt_port}\n"
                        f"web:\n  host: 127.0.0.1\n  port: {web_port}\ningest:\n  offline_after_s: 15\n"
+                       f"media:\n  quota_mb: {DEMO_HUB_MEDIA_MB}\n"
                        + (f"live:\n  turn_urls: ['turn:127.0.0.1:{turn_port}?transport=udp']\n" if turnserver else ""))
     xl_hub, xl_edge = str(BIN / "xl-hub"), str(BIN / "xl-edge")
     if turnserver:  # the county's TURN relay for live video and talk-back from the hub
@@ -107,6 +112,8 @@ def main() -> int:
                 # talk-back: the pillar's "microphone" plays a chime, the operator's voice goes to a file
                 "audio": {"input": str(CHIME), "output": "speaker.wav"}} if kind == "alarm-pillar" else {}),
             "web": {"host": "127.0.0.1", "port": lan_ports[-1], "ice_addresses": ["127.0.0.1"]},
+            # the demo loops one recording all day: keep its pictures and clips small
+            "media": {"quota_mb": DEMO_EDGE_MEDIA_MB},
         }, ensure_ascii=False, indent=2))  # JSON is YAML
         edge_cfgs.append(cfg)
         run(xl_edge, "user", "add", "--config", str(cfg), "monitor", "--role", "operator", "--password-stdin",

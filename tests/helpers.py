@@ -22,6 +22,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 PG_ADMIN_URL = os.environ.get("XL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -190,7 +191,13 @@ class Hub(Proc):
         return result.stdout.strip()
 
     def add_device(self, dev: str, kind: str = "camera-box", grid: str | None = None) -> str:
-        """Register a device; return its MQTT password (and give it to Mosquitto if used)."""
+        """Register a device; return its MQTT password (and give it to Mosquitto if used). A
+        grid must be in the registry: the sample county is imported first if it is not."""
+        if grid and not self._has_grid(grid):
+            sample = self.folder / "sample-county.csv"
+            sample.write_text((ROOT / "hub" / "samples" / "sample-county.csv").read_text(encoding="utf-8"),
+                              encoding="utf-8")
+            self.cli("registry", "import", "--config", str(self.config), str(sample))
         pwfile = self.folder / f"{dev}.password"
         self.cli("device", "add", "--config", str(self.config), dev, "--kind", kind, "--name", f"dev {dev[-3:]}",
                  "--password-file", str(pwfile), *(["--grid", grid] if grid else []))
@@ -198,6 +205,13 @@ class Hub(Proc):
         if self.mosquitto:
             self.mosquitto.add_user(dev, password)
         return password
+
+    def _has_grid(self, grid: str) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM grids WHERE code = :g"), {"g": grid}).first() is not None
+        except sa.exc.DBAPIError:  # no database yet
+            return False
 
     @property
     def base(self) -> str:

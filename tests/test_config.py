@@ -10,6 +10,7 @@ from hub.config import load_config as load_hub_config
 from protocols.configdoc import ConfigError
 
 from .helpers import BIN
+from .test_gridregistry import SAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "firmware_configs"
@@ -70,9 +71,19 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 
 
 def test_check_config_cli_exit_codes(tmp_path):
-    ok = subprocess.run([BIN / "xl-edge", "check-config", TEMPLATES / "alarm-pillar.yaml"], capture_output=True,
-                        text=True)
-    assert ok.returncode == 0 and "OK" in ok.stdout
+    config = tmp_path / "pillar.yaml"
+    config.write_text((TEMPLATES / "alarm-pillar.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    # the template names a password file that is not there yet: its key's line, and exit 1
+    missing = subprocess.run([BIN / "xl-edge", "check-config", "--config", config], capture_output=True, text=True)
+    line = next(i for i, text in enumerate(config.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip().startswith("password_file:"))
+    assert missing.returncode == 1, missing.stdout
+    assert f"{config}:{line}: broker.password_file" in missing.stderr and "no such file" in missing.stderr
+    (tmp_path / "mqtt-password").write_text("a long device password\n")
+    ok = subprocess.run([BIN / "xl-edge", "check-config", "--config", config], capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout, ok.stderr
+    # the bare file argument of earlier releases still works
+    assert subprocess.run([BIN / "xl-edge", "check-config", config], capture_output=True).returncode == 0
     bad = subprocess.run([BIN / "xl-edge", "check-config", _broken(tmp_path, "grid_code:", "grid_cod:")],
                          capture_output=True, text=True)
     assert bad.returncode == 1
@@ -90,6 +101,13 @@ def test_run_without_password_file_says_which_file(tmp_path):
 def test_device_add_fills_in_the_template_with_credentials(tmp_path):
     hub_cfg = tmp_path / "hub.yaml"
     hub_cfg.write_text("database:\n  url: sqlite:///hub.db\n")
+    unknown = subprocess.run(
+        [BIN / "xl-hub", "device", "add", "--config", hub_cfg, "33010200001340000007", "--kind", "alarm-pillar",
+         "--name", "祠堂报警柱", "--grid", "330102001001002"], capture_output=True, text=True)
+    assert unknown.returncode == 1 and "no grid 330102001001002 in the registry" in unknown.stderr
+    (tmp_path / "county.csv").write_text(SAMPLE, encoding="utf-8")
+    subprocess.run([BIN / "xl-hub", "registry", "import", "--config", hub_cfg, tmp_path / "county.csv"], check=True,
+                   capture_output=True)
     out = tmp_path / "site" / "pillar7.yaml"
     out.parent.mkdir()
     result = subprocess.run(

@@ -77,6 +77,19 @@ def read_config(port: str, baudrate: int, *, timeout: float = 30, target: int = 
         return bytes(out)
 
 
+def port_problem(port: str) -> str | None:
+    """Why ``port`` cannot be a serial port on this machine (said at once, not after the
+    timeout), or None. URLs pyserial opens itself (socket://, rfc2217://, loop://) are taken."""
+    import os
+    if "://" in port:
+        return None
+    if os.path.exists(port):
+        return None if os.access(port, os.R_OK | os.W_OK) else f"{port}: no permission (add the user to group dialout)"
+    from serial.tools import list_ports
+    found = sorted(p.device for p in list_ports.comports())
+    return f"no serial port {port}; this machine has: {', '.join(found) if found else 'none'}"
+
+
 def flash_config(port: str, baudrate: int, data: bytes, *, timeout: float = 60, target: int = 0,
                  progress: Callable[[str], None] = lambda m: None) -> None:
     progress(f"sending {len(data)} bytes to {port}")
