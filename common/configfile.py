@@ -32,3 +32,19 @@ def one_config(option: str | None, argument: str | None) -> str:
     if not (option or argument):
         raise click.UsageError("give the config: --config FILE")
     return option or argument
+
+
+def missing_files(text: str, filename: str, files: list[tuple[tuple, Path]]) -> None:
+    """Raise ``ConfigError`` with an issue at its key's line for each (key location, path) whose
+    file cannot be read: a config can be valid and still name a password file that is not there."""
+    import os
+
+    from protocols.configdoc import issue_at
+    issues = []
+    for loc, path in files:
+        if path.is_file() and os.access(path, os.R_OK):
+            continue
+        reason = "no such file" if not path.exists() else ("not a file" if not path.is_file() else "cannot be read")
+        issues.append(issue_at(text, filename, loc, f"{reason}: {path}"))
+    if issues:
+        raise ConfigError(issues)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.configfile import read_config_text
+from common.configfile import missing_files as check_files, read_config_text
 from protocols import configdoc
 from protocols.deviceconfig import EdgeConfig, parse_config
 
@@ -35,6 +35,4 @@ def missing_files(cfg: EdgeConfig, filename: str) -> None:
         files.append((("broker", "password_file"), cfg.resolve(cfg.broker.password_file)))
     if cfg.broker.ca_file:
         files.append((("broker", "ca_file"), cfg.resolve(cfg.broker.ca_file)))
-    issues = configdoc.file_issues(read_config_text(filename), filename, files)
-    if issues:
-        raise configdoc.ConfigError(issues)
+    check_files(read_config_text(filename), filename, files)

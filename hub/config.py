@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from common.configfile import read_config_text
+from common.configfile import missing_files as check_files, read_config_text
 from protocols.endpoint import BrokerEndpoint, check_broker_url
 from protocols import configdoc
 
@@ -226,6 +226,4 @@ def missing_files(cfg: HubConfig, filename: str) -> None:
             files.append((("broker", "ca_file"), cfg.resolve(cfg.broker.ca_file)))
     for i, hook in enumerate(cfg.notify.webhooks):
         files.append((("notify", "webhooks", i, "secret_file"), cfg.resolve(hook.secret_file)))
-    issues = configdoc.file_issues(read_config_text(filename), filename, files)
-    if issues:
-        raise configdoc.ConfigError(issues)
+    check_files(read_config_text(filename), filename, files)

@@ -1,5 +1,6 @@
-"""Hub database: engine set-up (SQLite with WAL, or PostgreSQL), Alembic migrations, and the
-one dialect difference the code needs (insert-or-ignore). The tables are in ``hub.schema``."""
+"""Hub database: engine set-up (SQLite with WAL, or PostgreSQL) and Alembic migrations. The
+tables are in ``hub.schema``; the one dialect difference the code needs (insert-or-ignore) in
+``hub.sqlutil``."""
 
 from __future__ import annotations
 
@@ -122,12 +123,3 @@ def migrate(engine: sa.Engine) -> None:
         command.upgrade(cfg, "head")
     from . import ticketstats  # figures computed from the data, once (revision 0012 made their tables)
     ticketstats.ensure_built(engine)
-
-
-def insert_ignore(table: sa.Table, dialect: str):
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the engine's dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from protocols.messages import Event
 
-from .db import insert_ignore
+from .sqlutil import insert_ignore
 from .schema import devices, events
 
 logger = logging.getLogger(__name__)

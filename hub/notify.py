@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from common.explained import N_, Explained
 
 from .areas import AreaCode
-from .db import insert_ignore
+from .sqlutil import insert_ignore
 from .schema import devices, notifications, tickets, webhook_deliveries
 
 logger = logging.getLogger(__name__)

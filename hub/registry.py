@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from protocols.ids import check_device_id
 from protocols.messages import Status
 
-from .db import insert_ignore
+from .sqlutil import insert_ignore
 from .schema import device_status_log, devices, meta
 
 logger = logging.getLogger(__name__)

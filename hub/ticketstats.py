@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import insert_ignore
+from .sqlutil import insert_ignore
 from .schema import area_durations, meta, ticket_durations, ticket_stats, tickets
 
 HANDLED = ("resolved", "verified", "archived")

@@ -8,11 +8,9 @@ the same way wherever it is checked. Pure: it takes text, not paths.
 from __future__ import annotations
 
 import difflib
-import os
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -202,18 +200,12 @@ def _issues(exc: ValidationError, root: yaml.Node | None, data: Any, filename: s
     return sorted(issues, key=lambda i: i.line)
 
 
-def file_issues(text: str, filename: str, files: list[tuple[tuple[Any, ...], Path]]) -> list[ConfigIssue]:
-    """A ``ConfigIssue`` at its key's line for each (location, path) whose file cannot be read:
-    a config can be valid and still name a password file that is not there."""
-    wanted = [(loc, path) for loc, path in files if not (path.is_file() and os.access(path, os.R_OK))]
-    if not wanted:
-        return []
+
+def issue_at(text: str, filename: str, loc: tuple[Any, ...], message: str) -> ConfigIssue:
+    """A ``ConfigIssue`` at the line of the key at ``loc`` (a problem found after validation,
+    such as a file the config names that is not there)."""
     root, data = _parse(text, filename)
-    issues = []
-    for loc, path in wanted:
-        node, _ = _node_at(root, loc)
-        line = node.start_mark.line + 1 if node is not None else 1
-        dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-        reason = "no such file" if not path.exists() else ("not a file" if not path.is_file() else "cannot be read")
-        issues.append(ConfigIssue(filename, line, dotted, _value_at(data, loc), f"{reason}: {path}"))
-    return issues
+    node, _ = _node_at(root, loc)
+    line = node.start_mark.line + 1 if node is not None else 1
+    dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    return ConfigIssue(filename, line, dotted, _value_at(data, loc), message)
