@@ -59,7 +59,8 @@ class AsgiServer:
     WSGI app run in a pool of ``threads`` (a2wsgi); long-lived page streams are asyncio tasks of
     the ASGI app and hold no thread. ``stop()`` ends open streams and the loop in bounded time."""
 
-    def __init__(self, asgi_app, host: str, port: int, *, threads: int, key: str = "web.port", name: str = "web"):
+    def __init__(self, asgi_app, host: str, port: int, *, threads: int, key: str = "web.port", name: str = "web",
+                 before_stop=None):
         import socket
 
         import uvicorn
@@ -82,6 +83,7 @@ class AsgiServer:
                                 server_header=False)
         self._server = uvicorn.Server(config)
         self.threads = threads
+        self._before_stop = before_stop  # ends long-lived responses (page streams) before the loop stops
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -100,6 +102,8 @@ class AsgiServer:
 
     def stop(self, timeout: float = 3.0) -> None:
         self.stopping.set()
+        if self._before_stop is not None:
+            self._before_stop()
         self._server.should_exit = True
         self._thread.join(timeout)
         if self._thread.is_alive():

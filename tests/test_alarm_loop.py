@@ -216,8 +216,8 @@ def test_a_lan_acknowledgement_is_on_the_ticket_timeline_and_only_for_its_own_de
     chief = Console(hub)
     chief.login("chief", "chief password 123")
     page = chief.opener.open(f"{chief.base}/", timeout=10).read().decode()
-    cell = re.search(r'<td class="lan-ack">([^<]*)</td>', page).group(1)
-    assert cell.startswith("monitor · ")
+    cell = re.sub(r"<[^>]+>", "", re.search(r'<td class="lan-ack">(.*?)</td>', page).group(1))
+    assert re.fullmatch(r"monitor · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cell), cell
     for c in clients:
         c.loop_stop()
         c.disconnect()

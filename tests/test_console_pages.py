@@ -102,6 +102,8 @@ def test_every_console_page_speaks_the_language_with_local_times_and_names(count
             resp = page.goto(base + path.format(tid=tid, pillar=pillar))
             assert resp.status == (404 if name == "not-found" else 200), (name, resp.status)
             page.screenshot(path=str(SHOTS / f"console-{lang}-{name}.png"), full_page=True)
+            if lang == "zh" and name in ("dashboard", "devices"):  # the README's pictures (docs/hub-*.png)
+                page.screenshot(path=str(SHOTS / f"readme-hub-{name}.png"))
             text = page.inner_text("body")
             assert not ISO_UTC.search(text), (name, ISO_UTC.search(text).group(0))
             if lang == "zh":

@@ -52,6 +52,13 @@ class Subscriber:
                 self.queue.put_nowait(message)
         self.loop.call_soon_threadsafe(put_now)
 
+    def put_end(self) -> None:
+        def end_now():
+            while self.queue.full():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+        self.loop.call_soon_threadsafe(end_now)
+
 
 class Fanout:
     def __init__(self, app: Flask, engine: sa.Engine, *, offline_after_s: float, interval_s: float = 1.0):
@@ -73,10 +80,14 @@ class Fanout:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+        self.end_streams()
+
+    def end_streams(self) -> None:
+        """End every open page's stream (the web server is stopping; browsers reconnect)."""
         with self._lock:
             subs = list(self._subs)
         for s in subs:
-            s.loop.call_soon_threadsafe(s.queue.put_nowait, None)
+            s.put_end()
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -259,7 +270,7 @@ def stream_app(flask_app: Flask, wsgi_asgi, fanout: Fanout, stream_paths: tuple[
                         break
                 await send({"type": "http.response.body", "body": message.encode(), "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except OSError:
+        except (OSError, asyncio.CancelledError):  # the browser went, or the server is stopping
             return
         finally:
             fanout.unsubscribe(sub)
