@@ -92,6 +92,11 @@ class Agent:
             self.provisioning = ProvisioningServer(str(cfg.resolve(cfg.provisioning.port)), cfg.provisioning.baudrate,
                                                    config_path, self._restart)
             components.append(("provisioning", self.provisioning))
+        if cfg.metrics.port:
+            from common.metrics import MetricsServer
+
+            from .metrics import collector
+            components.append(("metrics", MetricsServer(collector(self), cfg.metrics.host, cfg.metrics.port)))
         self.lifecycle = Lifecycle(components)
 
     def _pre_alarm_clip(self, alarm_id: str) -> None:

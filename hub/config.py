@@ -163,6 +163,13 @@ class MediaSection(BaseModel):
                                   le=3650)
 
 
+class MetricsSection(BaseModel):
+    model_config = _STRICT
+    host: str = Field("127.0.0.1", description="Address Prometheus scrapes /metrics on (loopback by default)",
+                      min_length=1)
+    port: int | None = Field(None, description="Port of /metrics; none: no metrics listener", ge=1, le=65535)
+
+
 class HubConfig(BaseModel):
     model_config = _STRICT
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Hub database")
@@ -178,6 +185,8 @@ class HubConfig(BaseModel):
     live: LiveSection = Field(default_factory=LiveSection, description="Live video from devices through the TURN "
                                                                       "relay (视频巡查)")
     media: MediaSection = Field(default_factory=MediaSection, description="Event clips uploaded by devices")
+    metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus metrics (names in the "
+                                                                              "README)")
     timezone: str = Field("Asia/Shanghai", description="Time zone of the times on pages and CSV files (an IANA "
                                                       "name); the API gives ISO 8601 with the offset",
                           min_length=1, max_length=64)

@@ -28,7 +28,7 @@ from protocols import ProtocolError, topics
 from protocols.messages import (Event, decode_command_ack, decode_event, decode_heartbeat, decode_status,
                                 encode_ack, encode_hub_status)
 
-from . import alarms, commands, eventlog, registry
+from . import alarms, commands, eventlog, metrics, registry
 from .db import WRITE_GATE
 from . import rules as rule_tickets
 
@@ -327,6 +327,14 @@ class Ingest:
         self.counters["events_new"] += len(new_ids)
         self.counters["events_duplicate"] += len(events) - len(new_ids)
         self.counters["command_acks"] += acks
+        committed = time.time()
+        metrics.INGEST_BATCH.labels(self.lane).observe(len(messages))
+        lag = metrics.INGEST_LAG.labels(self.lane)
+        for ev in events.values():
+            if ev.id in new_ids:
+                lag.observe(max(0.0, committed - ev.ts))
+                if ev.type == "alarm":
+                    metrics.ALARM_TICKET.observe(max(0.0, committed - ev.ts))
         if online and self.on_device_online:
             self.on_device_online()
         return messages

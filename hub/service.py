@@ -11,9 +11,10 @@ from pathlib import Path
 from a2wsgi import WSGIMiddleware
 
 from common.lifecycle import Lifecycle, LifecycleError, Periodic
+from common.metrics import MetricsServer
 from common.webserver import AsgiServer
 
-from . import auth, dispatch, turn
+from . import auth, dispatch, metrics, turn
 from .broker import Credentials, EmbeddedBroker
 from .commands import CommandSender
 from .notify import Notifier, webhooks_from_config
@@ -131,6 +132,9 @@ class Hub:
         self.web = AsgiServer(asgi, cfg.web.host, cfg.web.port, threads=cfg.web.threads,
                               before_stop=self.streams.end_streams)
         components.append(("web", self.web))
+        if cfg.metrics.port:
+            self.metrics = MetricsServer(metrics.collector(self), cfg.metrics.host, cfg.metrics.port)
+            components.append(("metrics", self.metrics))
         self.lifecycle = Lifecycle(components)
 
     def health(self) -> dict:

@@ -239,6 +239,13 @@ class WebUser(BaseModel):
                                pattern=r"^(scrypt|pbkdf2):")
 
 
+class MetricsSection(BaseModel):
+    model_config = _STRICT
+    host: str = Field("127.0.0.1", description="Address Prometheus scrapes /metrics on (loopback by default)",
+                      min_length=1)
+    port: int | None = Field(None, description="Port of /metrics; none: no metrics listener", ge=1, le=65535)
+
+
 class WebSection(BaseModel):
     model_config = _STRICT
     host: str = Field("0.0.0.0", description="Address the LAN page listens on (0.0.0.0: every interface)",
@@ -295,6 +302,8 @@ class EdgeConfig(BaseModel):
     demo: DemoSection = Field(default_factory=DemoSection, description="Sample event generator")
     audio: AudioSection | None = Field(None, description="Talk-back with the hub (远程语音核警): the pillar's "
                                                          "microphone and speaker")
+    metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus metrics (names in "
+                                                                              "the README)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
 
     # set by parse_config: the folder that relative paths are resolved against
