@@ -27,8 +27,11 @@ def main() -> None:
 
 @main.command()
 @config_option
-def run(config_file: str) -> None:
-    """Run the hub (broker or ingest, web UI and API) until SIGTERM or Ctrl-C."""
+@click.option("--role", type=click.Choice(["all", "ingest", "web", "escalator"]), default="all", show_default=True,
+              help="What this node runs: everything, or one part of a hub of several nodes sharing the database "
+                   "and an external broker (docs/SCALE.md).")
+def run(config_file: str, role: str) -> None:
+    """Run the hub (broker or ingest, web UI and API, jobs) until SIGTERM or Ctrl-C."""
     from common.ports import EXIT_ADDRESS, AddressUnavailable
 
     from .service import Hub, HubError
@@ -38,7 +41,7 @@ def run(config_file: str) -> None:
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
     try:
-        Hub(cfg).run()
+        Hub(cfg, role).run()
     except HubError as exc:
         raise click.ClickException(str(exc)) from None
     except AddressUnavailable as exc:

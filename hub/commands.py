@@ -78,8 +78,10 @@ class CommandSender:
     not connected, try later) and schedules their next send."""
 
     def __init__(self, engine: sa.Engine, publish: Callable[[str, bytes], bool], *,
-                 connected: Callable[[], bool], resend_s: float = RESEND_S, poll_s: float = 0.5):
-        self.engine, self.publish, self.connected = engine, publish, connected
+                 connected: Callable[[], bool], resend_s: float = RESEND_S, poll_s: float = 0.5,
+                 may_run: Callable[[], bool] = lambda: True):
+        """``may_run``: this node holds the commands lease (one sender among several hub nodes)."""
+        self.engine, self.publish, self.connected, self.may_run = engine, publish, connected, may_run
         self.resend_s, self.poll_s = resend_s, poll_s
         self.counters = {"sent": 0, "resent": 0, "expired": 0}
         self._wake = threading.Event()
@@ -107,8 +109,8 @@ class CommandSender:
             self._wake.wait(self.poll_s)
             self._wake.clear()
             try:
-                connected = self.connected()
-                if connected and not was_connected:  # hub start or broker back: resend all unacked
+                connected = self.connected() and self.may_run()
+                if connected and not was_connected:  # start, broker back, lease taken: resend all unacked
                     with self.engine.begin() as conn:
                         wake(conn)
                 was_connected = connected

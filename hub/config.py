@@ -85,6 +85,9 @@ class TicketRule(BaseModel):
 
 class DispatchSection(BaseModel):
     model_config = _STRICT
+    lease_s: float = Field(15.0, description="Jobs that run on one hub node (escalation, commands, webhooks, "
+                                             "sweeps) hold a lease this long; another node takes over this long "
+                                             "after the holder dies", ge=2, le=600)
     escalate_every_s: float = Field(30.0, description="Seconds between checks for overdue tickets and silent "
                                                       "devices", ge=1, le=3600)
     offline_ticket_after_s: float = Field(3600.0, description="A registered device silent this long gets a "

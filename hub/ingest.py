@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from common.mqtt import make_client, on_connack
 from protocols import ProtocolError, topics
 from protocols.messages import (Event, decode_command_ack, decode_event, decode_heartbeat, decode_status,
-                                encode_ack, encode_hub_status)
+                                decode_hub_status, encode_ack, encode_hub_status)
 
 from . import alarms, commands, eventlog, metrics, registry
 from .db import WRITE_GATE
@@ -139,7 +139,10 @@ class Ingest:
                                                                   reason)):
             return
         channels = ("event", "status", "heartbeat", "cmd_ack") if self.lane == "main" else ("urgent", "live_answer")
-        client.subscribe([(topics.all_devices(ch, self.share_group), 1) for ch in channels])
+        subscriptions = [(topics.all_devices(ch, self.share_group), 1) for ch in channels]
+        if self.lane == "main":  # another hub node's last will must not stand while this one is up
+            subscriptions.append((topics.hub_status(), 1))
+        client.subscribe(subscriptions)
         self._connected.set()
         self.publish_status()
         logger.info("ingest (%s lane) connected to %s:%s", self.lane, self._host, self._port)
@@ -155,6 +158,17 @@ class Ingest:
                                                                     urgent_lane=self.urgent_lane_ready()),
                              qos=1, retain=True)
 
+    def _on_hub_status(self, msg: mqtt.MQTTMessage) -> None:
+        """Several hub nodes share the broker: when one dies its last will says the hub is offline,
+        and devices would hold their resends. A node that is up says otherwise at once."""
+        try:
+            status = decode_hub_status(msg.payload)
+        except ProtocolError:
+            return
+        if status.state == "offline" and status.boot != self.boot and not self._stop.is_set():
+            logger.info("another hub node (run %s) went away; this one (run %s) is up", status.boot, self.boot)
+            self.publish_status()
+
     def _refused(self, reason: str) -> None:
         self.fatal = f"the broker at {self._host}:{self._port} refused the hub's login: {reason}"
         logger.error("%s", self.fatal)
@@ -165,6 +179,8 @@ class Ingest:
             logger.warning("ingest lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == topics.hub_status():
+            return self._on_hub_status(msg)
         if msg.topic.endswith("/live_answer"):  # signalling: handed over at once, nothing stored
             try:
                 device_id, _ = topics.parse_device_topic(msg.topic)

@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,10 +115,12 @@ def acknowledge(engine: sa.Engine, notification_id: int, ticket_id: int, user: s
 
 class Notifier:
     def __init__(self, engine: sa.Engine, webhooks: list[Webhook], *, retry_min_s: float = 1.0,
-                 retry_max_s: float = 300.0, give_up_after_s: float = 86400.0, poll_s: float = 0.2):
+                 retry_max_s: float = 300.0, give_up_after_s: float = 86400.0, poll_s: float = 0.2,
+                 may_run: Callable[[], bool] = lambda: True):
         self.engine, self.webhooks = engine, {w.name: w for w in webhooks}
         self.retry_min_s, self.retry_max_s, self.give_up_after_s = retry_min_s, retry_max_s, give_up_after_s
         self.poll_s = poll_s
+        self.may_run = may_run  # this node holds the webhooks' lease (one sender among several hub nodes)
         self.counters = {"delivered": 0, "failed_attempts": 0, "given_up": 0}
         self._cursor: int | None = None
         self._stop = threading.Event()
@@ -135,6 +138,8 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
+            if not self.may_run():
+                continue
             try:
                 self.plan()
                 self.send_due()

@@ -311,3 +311,10 @@ area_durations = sa.Table(  # revision 0012: minutes to accept / resolve per tow
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("n", sa.Integer, nullable=False),
 )
+
+leases = sa.Table(  # revision 0013: jobs that run on one hub node at a time (hub.leases)
+    "leases", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(120), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)

@@ -22,6 +22,7 @@ from .config import HubConfig
 from .db import CHECKPOINT_EVERY_S, WRITE_GATE, Checkpointer, make_engine, migrate
 from .ingest import Ingest
 from .clips import SWEEP_EVERY_S, ClipStore
+from .leases import NODE, Lease, only_with
 from .live import LiveSessions
 from .web import create_app
 from .web.streams import Fanout, stream_app
@@ -59,8 +60,41 @@ def escalation(engine, maintenance_after_s: float) -> Callable[[], None]:
     return run
 
 
+#: what each role of ``xl-hub run --role`` runs; several nodes of one hub share the database and
+#: an external broker (shared subscriptions); the jobs hold leases (hub.leases)
+ROLES = {
+    "all": {"checkpoints", "broker", "ingest-urgent", "ingest", "commands", "notifier", "live-sessions", "clips",
+            "escalator", "page-streams", "web", "metrics"},
+    "ingest": {"checkpoints", "ingest-urgent", "ingest", "commands", "metrics"},
+    "web": {"checkpoints", "ingest-urgent", "commands", "live-sessions", "page-streams", "web", "metrics"},
+    "escalator": {"checkpoints", "notifier", "clips", "escalator", "live-sessions", "metrics"},
+}
+
+
+class _Releaser:
+    """Hands this node's leases over when it stops cleanly (another node need not wait)."""
+
+    def __init__(self, held: list):
+        self.held = held
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        for lease in self.held:
+            lease.release()
+
+    def alive(self) -> bool:
+        return True
+
+
 class Hub:
-    def __init__(self, cfg: HubConfig):
+    def __init__(self, cfg: HubConfig, role: str = "all"):
+        if role not in ROLES:
+            raise HubError(f"role must be one of {', '.join(ROLES)}")
+        if role != "all" and cfg.broker is None:
+            raise HubError(f"--role {role}: the nodes of one hub share an external broker (a broker section), "
+                           "not the embedded one")
         self.cfg = cfg
         self.engine = make_engine(cfg.database_url(), background_checkpoints=True)
         migrate(self.engine)
@@ -98,7 +132,14 @@ class Hub:
         components.append(("ingest-urgent", self.urgent))
         components.append(("ingest", self.ingest))
         # commands go out on the urgent lane's connection: the main one is busy with a backlog's acks
-        self.commands = CommandSender(self.engine, self.urgent.publish_command, connected=lambda: self.urgent.connected)
+        lease_s = cfg.dispatch.lease_s
+        self.leases: list[Lease] = []
+
+        def lease(name: str, ttl_s: float) -> Lease:
+            self.leases.append(Lease(self.engine, name, ttl_s))
+            return self.leases[-1]
+        self.commands = CommandSender(self.engine, self.urgent.publish_command, connected=lambda: self.urgent.connected,
+                                      may_run=lease("commands", lease_s).held)
         self.ingest.on_device_online = self.commands.wake
         components.append(("commands", self.commands))
         try:
@@ -107,7 +148,7 @@ class Hub:
             raise HubError(f"notify.webhooks: {exc}") from None
         n = cfg.notify
         self.notifier = Notifier(self.engine, hooks, retry_min_s=n.retry_min_s, retry_max_s=n.retry_max_s,
-                                 give_up_after_s=n.give_up_after_s)
+                                 give_up_after_s=n.give_up_after_s, may_run=lease("notify", lease_s).held)
         components.append(("notifier", self.notifier))
         try:
             turn_secret = turn.read_or_make_secret(cfg.resolve(cfg.live.turn_secret_file)) if cfg.live.turn_urls \
@@ -116,13 +157,28 @@ class Hub:
             raise HubError(f"live.turn_secret_file: {exc}") from None
         self.live = LiveSessions(self.engine, cfg.live, turn_secret, self.urgent.publish_live)
         self.urgent.on_live_answer = self.live.on_answer
-        components.append(("live-sessions", Periodic("live-sessions", self.live.sweep_every_s, self.live.sweep)))
+        components.append(("live-sessions", Periodic("live-sessions", self.live.sweep_every_s, only_with(
+            lease("live-sweep", max(lease_s, 2 * self.live.sweep_every_s)), self.live.sweep))))
         m = cfg.media
         self.clips = ClipStore(self.engine, cfg.resolve(m.path), max_clip_bytes=int(m.max_clip_mb * (1 << 20)),
                                quota_bytes=m.quota_mb << 20, retention_days=m.retention_days)
-        components.append(("clips", Periodic("clips", SWEEP_EVERY_S, self.clips.sweep, first_now=True)))
-        components.append(("escalator", Periodic("escalator", cfg.dispatch.escalate_every_s, escalation(
-            self.engine, cfg.dispatch.offline_ticket_after_s))))
+        components.append(("clips", Periodic("clips", SWEEP_EVERY_S, only_with(
+            lease("clip-sweep", max(lease_s, 2 * SWEEP_EVERY_S)), self.clips.sweep), first_now=True)))
+        every = cfg.dispatch.escalate_every_s
+        components.append(("escalator", Periodic("escalator", every, only_with(
+            lease("escalator", max(lease_s, 2 * every)), escalation(self.engine, cfg.dispatch.offline_ticket_after_s)))))
+        self.web = None
+        if role in ("all", "web"):
+            self._web(cfg, components)
+        if cfg.metrics.port:
+            self.metrics = MetricsServer(metrics.collector(self), cfg.metrics.host, cfg.metrics.port)
+            components.append(("metrics", self.metrics))
+        components = [(name, c) for name, c in components if name in ROLES[role]]
+        components.insert(0, ("leases", _Releaser(self.leases)))  # stops last: jobs end before the handover
+        self.role = role
+        self.lifecycle = Lifecycle(components)
+
+    def _web(self, cfg: HubConfig, components: list) -> None:
         app = create_app(self.engine, secret_key=read_or_make_secret(cfg.resolve(cfg.web.secret_key_file)),
                          offline_after_s=cfg.ingest.offline_after_s, health=self.health,
                          commands_due=self.commands.wake, live=self.live, clips=self.clips, timezone=cfg.timezone)
@@ -132,19 +188,18 @@ class Hub:
         self.web = AsgiServer(asgi, cfg.web.host, cfg.web.port, threads=cfg.web.threads,
                               before_stop=self.streams.end_streams)
         components.append(("web", self.web))
-        if cfg.metrics.port:
-            self.metrics = MetricsServer(metrics.collector(self), cfg.metrics.host, cfg.metrics.port)
-            components.append(("metrics", self.metrics))
-        self.lifecycle = Lifecycle(components)
 
     def health(self) -> dict:
-        return {"broker_connected": self.ingest.connected, "ingest": dict(self.ingest.counters),
+        return {"role": self.role, "node": NODE, "leases": sorted(l.name for l in self.leases if l.held()),
+                "broker_connected": self.ingest.connected or self.role in ("web", "escalator"),
+                "ingest": dict(self.ingest.counters),
                 "urgent_lane": {"connected": self.urgent.connected, **self.urgent.counters},
                 "commands": dict(self.commands.counters), "notify": dict(self.notifier.counters),
                 "live": dict(self.live.counters), "page_streams": dict(self.streams.counters)}
 
     def run(self) -> None:
-        logger.info("hub starting: web http://%s:%d/", self.cfg.web.host, self.web.port)
+        logger.info("hub starting (role %s, node %s)%s", self.role, NODE,
+                    f": web http://{self.cfg.web.host}:{self.web.port}/" if self.web else "")
         try:
             self.lifecycle.run(fatal=lambda: self.ingest.fatal)
         except LifecycleError as exc:
