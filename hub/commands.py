@@ -57,6 +57,17 @@ def wake(conn: sa.Connection, *, device_id: str | None = None, now: float | None
     return conn.execute(q.values(due_at=now)).rowcount
 
 
+def wake_devices(conn: sa.Connection, device_ids: Iterable[str], *, now: float | None = None) -> int:
+    """Make these devices' unacked commands due now (they came online), in one statement."""
+    ids = list(device_ids)
+    if not ids:
+        return 0
+    now = time.time() if now is None else now
+    return conn.execute(device_commands.update().where(device_commands.c.acked_at.is_(None))
+                        .where(device_commands.c.expires_at > now).where(device_commands.c.due_at > now)
+                        .where(device_commands.c.device_id.in_(ids)).values(due_at=now)).rowcount
+
+
 def acked(conn: sa.Connection, device_id: str, ids: Iterable[str], now: float | None = None) -> int:
     """The device applied these commands; only its own commands are marked."""
     ids = list(ids)

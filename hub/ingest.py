@@ -321,19 +321,22 @@ class Ingest:
                         alarms.open_alarm_ticket(conn, ev.device_id, ev.id, now)
                     elif ev.type == "alarm_ack" and ev.id in new_ids:
                         alarms.lan_acknowledged(conn, ev, now)
+                statuses, heartbeats = [], {}
                 for m in messages:
                     if m.channel == "status":
                         live = not m.msg.retain
-                        registry.set_status(conn, m.device_id, m.value, live=live)
+                        statuses.append((m.device_id, m.value, live))
                         if live and m.value.state == "online":
-                            commands.wake(conn, device_id=m.device_id, now=now)
                             online.add(m.device_id)
                     elif m.channel == "heartbeat":
-                        registry.set_heartbeat(conn, m.device_id, asdict(m.value))
+                        heartbeats[m.device_id] = asdict(m.value)  # the latest of each device
                     elif m.channel == "cmd_ack":
                         acks += commands.acked(conn, m.device_id, m.value, now)
-                for device_id in {e.device_id for e in events.values()}:
-                    registry.touch(conn, device_id, now)
+                registry.set_statuses(conn, statuses)  # a broker restart: every birth at once, in batches
+                registry.set_heartbeats(conn, heartbeats)
+                if online:
+                    commands.wake_devices(conn, online, now=now)
+                registry.touch_many(conn, {e.device_id for e in events.values()}, now)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise _DatabaseAway() from exc
         except sa.exc.DBAPIError as exc:

@@ -55,19 +55,64 @@ def ensure_devices(conn: sa.Connection, device_ids: set[str]) -> None:
 
 
 def touch(conn: sa.Connection, device_id: str, seen_at: float) -> None:
-    conn.execute(devices.update().where(devices.c.id == device_id)
-                 .where(sa.or_(devices.c.last_seen.is_(None), devices.c.last_seen < seen_at))
-                 .values(last_seen=seen_at))
+    touch_many(conn, [device_id], seen_at)
+
+
+def touch_many(conn: sa.Connection, device_ids, seen_at: float) -> None:
+    """The devices were heard from at ``seen_at`` (never moves ``last_seen`` back)."""
+    ids = list(device_ids)
+    if ids:
+        conn.execute(devices.update().where(devices.c.id.in_(ids))
+                     .where(sa.or_(devices.c.last_seen.is_(None), devices.c.last_seen < seen_at))
+                     .values(last_seen=seen_at))
 
 
 def set_status(conn: sa.Connection, device_id: str, status: Status, *, live: bool) -> None:
-    """Record a birth/last-will message. A retained copy (``live=False``) is old news: it sets the
-    state but not ``last_seen``, so after a hub restart a device is 'unknown' until it speaks.
+    """Record a birth/last-will message (see ``set_statuses``)."""
+    set_statuses(conn, [(device_id, status, live)])
+
+
+def set_statuses(conn: sa.Connection, items: list[tuple[str, Status, bool]]) -> None:
+    """Record birth/last-will messages ``(device, status, live)``, in order, with one read of the
+    devices and one write per set of changed columns (a broker restart brings every device's
+    birth at once). A retained copy (``live=False``) is old news: it sets the state but not
+    ``last_seen``, so after a hub restart a device is 'unknown' until it speaks.
 
     The registry decides a device's kind, grid and place: what the device says of them is kept in
     ``reported`` and a difference is logged (and shown on the devices page), never applied. Model
     and software version are the device's own to report; its location is taken only where the
-    registry was given none (then it follows the device's config)."""
+    registry was given none (then it follows the device's config). A live change of state is
+    written to the device's state history."""
+    if not items:
+        return
+    rows = {r.id: r for r in conn.execute(
+        sa.select(devices.c.id, devices.c.kind, devices.c.grid_code, devices.c.latitude, devices.c.longitude,
+                  devices.c.address, devices.c.reported, devices.c.status)
+        .where(devices.c.id.in_({d for d, _, _ in items})))}
+    current = {d: r.status for d, r in rows.items()}
+    changes: dict[str, dict[str, Any]] = {}
+    history = []
+    now = time.time()
+    for device_id, status, live in items:
+        values = _status_values(device_id, status, rows.get(device_id))
+        if live:
+            values["last_seen"] = now
+            if current.get(device_id) != status.state:
+                history.append({"device_id": device_id, "status": status.state, "at": status.ts})
+        current[device_id] = status.state
+        changes.setdefault(device_id, {}).update(values)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for device_id, values in changes.items():
+        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": device_id,
+                                                                **{f"b_{k}": v for k, v in values.items()}})
+    for columns, params in by_columns.items():
+        conn.execute(devices.update().where(devices.c.id == sa.bindparam("b_id"))
+                     .values({c: sa.bindparam(f"b_{c}") for c in columns}), params)
+    if history:
+        conn.execute(device_status_log.insert(), history)
+
+
+def _status_values(device_id: str, status: Status, row) -> dict[str, Any]:
     values: dict[str, Any] = {"status": status.state, "status_ts": status.ts}
     for key in ("model", "software"):
         if getattr(status, key):
@@ -76,9 +121,6 @@ def set_status(conn: sa.Connection, device_id: str, status: Status, *, live: boo
         reported = {k: v for k, v in (("kind", status.kind), ("grid_code", status.grid_code),
                                       ("location", status.location)) if v is not None}
         values["reported"] = reported
-        row = conn.execute(sa.select(devices.c.kind, devices.c.grid_code, devices.c.latitude, devices.c.longitude,
-                                     devices.c.address, devices.c.reported)
-                           .where(devices.c.id == device_id)).first()
         loc = status.location or {}
         if row is not None and "latitude" in loc and "longitude" in loc and _place_is_the_devices(row):
             # a place the registry was not given comes from the device's installed config (and follows it)
@@ -89,12 +131,7 @@ def set_status(conn: sa.Connection, device_id: str, status: Status, *, live: boo
                 if theirs is not None and theirs != ours:
                     logger.warning("device=%s reports %s %r but the registry has %r; the registry's stands",
                                    device_id, key, theirs[:40], ours)
-    if live:
-        values["last_seen"] = time.time()
-        previous = conn.execute(sa.select(devices.c.status).where(devices.c.id == device_id)).scalar()
-        if previous != status.state:
-            conn.execute(device_status_log.insert().values(device_id=device_id, status=status.state, at=status.ts))
-    conn.execute(devices.update().where(devices.c.id == device_id).values(**values))
+    return values
 
 
 def _place_is_the_devices(row) -> bool:
@@ -113,8 +150,16 @@ def mismatches(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_heartbeat(conn: sa.Connection, device_id: str, heartbeat: dict[str, Any]) -> None:
-    conn.execute(devices.update().where(devices.c.id == device_id)
-                 .values(heartbeat=heartbeat, last_seen=time.time()))
+    set_heartbeats(conn, {device_id: heartbeat})
+
+
+def set_heartbeats(conn: sa.Connection, heartbeats: dict[str, dict[str, Any]]) -> None:
+    """The latest heartbeat of each device, in one statement."""
+    if heartbeats:
+        now = time.time()
+        conn.execute(devices.update().where(devices.c.id == sa.bindparam("b_id"))
+                     .values(heartbeat=sa.bindparam("b_hb"), last_seen=sa.bindparam("b_seen")),
+                     [{"b_id": d, "b_hb": hb, "b_seen": now} for d, hb in heartbeats.items()])
 
 
 def mark_ingest_started(engine: sa.Engine) -> float:
