@@ -113,6 +113,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+async def watch_offline(engine: sa.Engine, device: str) -> float | None:
+    """When the hub first shows ``device`` offline (polled every second)."""
+    loop = asyncio.get_running_loop()
+
+    def state() -> str | None:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(devices.c.status).where(devices.c.id == device)).scalar()
+    while True:
+        if await loop.run_in_executor(None, state) == "offline":
+            return time.time()
+        await asyncio.sleep(1)
+
+
 def liveness_counts(engine: sa.Engine, connected: set[str]) -> tuple[int, int]:
     """(devices the hub has online, connected devices it shows offline)."""
     now = time.time()
@@ -162,7 +175,7 @@ async def run(args) -> dict:
     cpu_a = {p.pid: cpu_seconds(p.pid) for p in nodes}
     end = time.monotonic() + args.minutes * 60
     silent = fleet.devices[0]
-    silenced_at = None
+    silenced_at, watcher = None, None
     while time.monotonic() < end:
         await asyncio.sleep(10)
         settled = time.monotonic() - SETTLE_S  # a device just connected may still have its birth in the queue
@@ -175,6 +188,7 @@ async def run(args) -> dict:
               f"{wrong}, events sent {fleet.stats.events_sent}, unacked {fleet.unacked()}", flush=True)
         if silenced_at is None and time.monotonic() > end - args.minutes * 60 / 2:
             silent.silent, silenced_at = True, time.time()  # stops talking; the broker's keepalive finds out
+            watcher = asyncio.ensure_future(watch_offline(engine, silent.id))
     cpu = {p.pid: (cpu_seconds(p.pid) - cpu_a[p.pid]) / (time.monotonic() - cpu_t0) for p in nodes}
     rss = {p.pid: rss_mb(p.pid) for p in nodes}
     with engine.connect() as conn:
@@ -185,8 +199,11 @@ async def run(args) -> dict:
         storm = [r[0] for r in conn.execute(sa.text(
             "SELECT (stored_at - ts) * 1000 FROM events WHERE ts >= :a AND ts < :b"),
             {"a": steady_from, "b": steady_from + 60})]
-        offline_at = conn.execute(sa.select(devices.c.status_ts).where(devices.c.id == silent.id)
-                                  .where(devices.c.status == "offline")).scalar()
+
+    try:
+        offline_at = await asyncio.wait_for(watcher, 120) if watcher else None
+    except asyncio.TimeoutError:
+        offline_at = None
     silence_s = offline_at - silenced_at if offline_at and silenced_at else None
     print(f"ingest lag over {len(lags)} events: p50 {pct(lags, 0.5):.0f} ms, p99 {pct(lags, 0.99):.0f} ms; in the "
           f"first minute after connecting ({len(storm)} events): p99 {pct(storm, 0.99):.0f} ms", flush=True)

@@ -125,6 +125,8 @@ class SimDevice:
                     self._counted = 0
                 self.writer = None
                 writer.close()
+            if self.silent:  # a device that fell silent does not come back
+                return
             if not f.stopping:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 30)
