@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import re
 import socket
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hub import registry  # noqa: E402
-from tests.helpers import Hub, wait_for  # noqa: E402
+from tests.helpers import Hub, console_session, wait_for  # noqa: E402
 from tests.test_gridregistry import SAMPLE  # noqa: E402
 
 PASSWORD = "a long bench password"
@@ -39,23 +37,6 @@ GRID = "330102001001001"
 def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, int(round(0.95 * len(ordered) + 0.5)) - 1)]
-
-
-def login(port: int) -> str:
-    """A session cookie for the console (the login form with its CSRF token)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/login")
-    resp = conn.getresponse()
-    page = resp.read().decode()
-    cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    body = urllib.parse.urlencode({"username": "admin", "password": PASSWORD, "csrf_token": token})
-    conn.request("POST", "/login", body=body, headers={"Cookie": cookie,
-                                                        "Content-Type": "application/x-www-form-urlencoded"})
-    resp = conn.getresponse()
-    resp.read()
-    assert resp.status == 302, resp.status
-    return resp.getheader("Set-Cookie").split(";", 1)[0]
 
 
 class Stream(threading.Thread):
@@ -132,7 +113,7 @@ def main() -> None:
             idle = measure(hub.web_port, token, args.seconds)
             print(f"idle: {len(idle)} calls, p50 {sorted(idle)[len(idle) // 2]:.1f} ms, p95 {p95(idle):.1f} ms",
                   flush=True)
-            streams = [Stream(hub.web_port, login(hub.web_port)) for _ in range(args.streams)]
+            streams = [Stream(hub.web_port, console_session(hub.web_port, "admin", PASSWORD)) for _ in range(args.streams)]
             for s in streams:
                 s.start()
             wait_for(lambda: all(s.ok for s in streams), 30, "every stream to be answered")

@@ -56,10 +56,10 @@ class WebServer:
 
 class AsgiServer:
     """The hub's web server: uvicorn in its own thread with its own event loop. Requests to the
-    WSGI app run in a pool of ``threads`` (a2wsgi); long-lived page streams are asyncio tasks of
+    WSGI app run in the bridge's pool of threads (a2wsgi, made by the caller); long-lived page streams are asyncio tasks of
     the ASGI app and hold no thread. ``stop()`` ends open streams and the loop in bounded time."""
 
-    def __init__(self, asgi_app, host: str, port: int, *, threads: int, key: str = "web.port", name: str = "web",
+    def __init__(self, asgi_app, host: str, port: int, *, key: str = "web.port", name: str = "web",
                  before_stop=None):
         import socket
 
@@ -84,7 +84,6 @@ class AsgiServer:
                                 loop="asyncio", timeout_graceful_shutdown=1, timeout_keep_alive=30,
                                 server_header=False)
         self._server = uvicorn.Server(config)
-        self.threads = threads
         self._before_stop = before_stop  # ends long-lived responses (page streams) before the loop stops
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

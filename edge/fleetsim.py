@@ -91,6 +91,7 @@ class SimDevice:
         self.writer: asyncio.StreamWriter | None = None
         self.packet_id = 0
         self.silent = False  # stops talking (and keeps its socket): the broker's keepalive finds out
+        self._counted = 0  # 1 while this device counts in the fleet's ``connected``
 
     def _next_id(self) -> int:
         self.packet_id = self.packet_id % 65535 + 1
@@ -130,8 +131,6 @@ class SimDevice:
             if not f.stopping:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 30)
-
-    _counted = 0
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, started: float) -> None:
         f = self.fleet

@@ -78,8 +78,3 @@ def only_with(lease: Lease, work: Callable[[], object]) -> Callable[[], object]:
         return None
     return run
 
-
-def holders(engine: sa.Engine) -> dict[str, tuple[str, float]]:
-    """name -> (holder, expires at): who runs what (health, tests)."""
-    with engine.connect() as conn:
-        return {r.name: (r.holder, r.expires_at) for r in conn.execute(sa.select(leases))}

@@ -74,13 +74,6 @@ def open_alarms(engine: sa.Engine, prefix: str | None, limit: int = 50) -> tuple
     return rows, last_id
 
 
-def tickets_after(engine: sa.Engine, prefix: str | None, after_id: int) -> list[Row]:
-    """Tickets in the area newer than ``after_id``, oldest first (the live stream)."""
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.select(tickets).where(tickets.c.id > after_id)
-                                              .where(ticket_filter(prefix)).order_by(tickets.c.id)).mappings()]
-
-
 def timeline(engine: sa.Engine, ticket_id: int) -> list[Row]:
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.select(ticket_transitions)

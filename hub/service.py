@@ -185,8 +185,7 @@ class Hub:
         self.streams = Fanout(app, self.engine, offline_after_s=cfg.ingest.offline_after_s)
         components.append(("page-streams", self.streams))
         asgi = stream_app(app, WSGIMiddleware(app, workers=cfg.web.threads), self.streams)
-        self.web = AsgiServer(asgi, cfg.web.host, cfg.web.port, threads=cfg.web.threads,
-                              before_stop=self.streams.end_streams)
+        self.web = AsgiServer(asgi, cfg.web.host, cfg.web.port, before_stop=self.streams.end_streams)
         components.append(("web", self.web))
 
     def health(self) -> dict:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from . import ticketstats
 from .access import ticket_filter
-from .areas import AreaCode, prefix_filter
+from .areas import prefix_filter
 from .dispatch import OPEN_STATES
 from .schema import area_durations, areas, grids, ticket_durations, ticket_stats, tickets
 
@@ -112,7 +112,7 @@ def _area_histograms(conn: sa.Connection, prefix: str | None) -> dict[tuple[str,
 
 
 def town(village: str | None) -> str:
-    return AreaCode.parse(village).chain()["town"] if village else "—"
+    return ticketstats.town_of(village or "") or "—"
 
 
 def counts_by_state(engine: sa.Engine, prefix: str | None = None) -> dict[str, int]:

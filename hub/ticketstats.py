@@ -22,8 +22,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .sqlutil import insert_ignore
+from .areas import AreaCode
 from .schema import area_durations, meta, ticket_durations, ticket_stats, tickets
+from .sqlutil import insert_ignore
 
 HANDLED = ("resolved", "verified", "archived")
 NOT_COUNTED = ("void", "merged")
@@ -39,7 +40,7 @@ def grid_key(row: dict[str, Any]) -> str:
 
 def town_of(key: str) -> str:
     """The town code of a grid or village key ("" for a ticket without a place)."""
-    return key[:9] + "000" if len(key) >= 12 else ""
+    return AreaCode.parse(key).chain().get("town", "") if key else ""
 
 
 def minute_of(seconds: float) -> int:

@@ -387,3 +387,32 @@ def county_with_relay(folder: Path, lab, *, live: dict | None = None, hub_extra:
     assert "wrote" in out, out
     coturn = Coturn(folder / "coturn", conf, COUNTY_IP, turn_port, lab=lab, netns=lab.county)
     return mosquitto, hub, coturn, conf
+
+
+def console_session(port: int, username: str, password: str, lang: str = "zh") -> str:
+    """Log in to the hub's console as a browser would (its form and CSRF token; ``lang`` chosen
+    first): the session cookie ("name=value")."""
+    import http.client
+    import re
+    import urllib.parse
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/login")
+        resp = conn.getresponse()
+        page = resp.read().decode()
+        cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
+        if lang != "zh":
+            conn.request("GET", f"/lang/{lang}?next=/login", headers={"Cookie": cookie})
+            resp = conn.getresponse()
+            resp.read()
+            cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        conn.request("POST", "/login", body=urllib.parse.urlencode({"username": username, "password": password,
+                                                                    "csrf_token": token}),
+                     headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 302, resp.status
+    return resp.getheader("Set-Cookie").split(";", 1)[0]

@@ -7,37 +7,13 @@ import json
 import re
 import socket
 import threading
-import urllib.parse
 import urllib.request
-import http.client  # noqa: I001
 
-from .helpers import Hub, wait_for
+from .helpers import Hub, console_session, wait_for
 from .test_gridregistry import SAMPLE
 
 PASSWORD = "a long stream password"
 GRID = "330102001001001"
-
-
-def _login(port: int, lang: str = "zh") -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", f"/login?lang={lang}")
-    resp = conn.getresponse()
-    page = resp.read().decode()
-    cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
-    if lang == "en":
-        conn.request("GET", "/lang/en?next=/login", headers={"Cookie": cookie})
-        resp = conn.getresponse()
-        resp.read()
-        cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    conn.request("POST", "/login", body=urllib.parse.urlencode({"username": "admin", "password": PASSWORD,
-                                                                "csrf_token": token}),
-                 headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
-    resp = conn.getresponse()
-    resp.read()
-    conn.close()
-    assert resp.status == 302, resp.status
-    return resp.getheader("Set-Cookie").split(";", 1)[0]
 
 
 class Stream(threading.Thread):
@@ -77,9 +53,9 @@ def test_open_pages_get_tickets_and_counts_in_their_language_and_hold_no_web_thr
             stdin=PASSWORD + "\n")
     token = hub.cli("token", "create", "--config", str(hub.config), "admin")
     hub.start()
-    zh, en = Stream(hub.web_port, _login(hub.web_port)), Stream(hub.web_port, _login(hub.web_port, "en"))
+    zh, en = Stream(hub.web_port, console_session(hub.web_port, "admin", PASSWORD)), Stream(hub.web_port, console_session(hub.web_port, "admin", PASSWORD, "en"))
     # twenty more open pages than the web server has threads
-    others = [Stream(hub.web_port, _login(hub.web_port)) for _ in range(20)]
+    others = [Stream(hub.web_port, console_session(hub.web_port, "admin", PASSWORD)) for _ in range(20)]
     streams = [zh, en, *others]
     for s in streams:
         s.start()
